@@ -1,1 +1,7 @@
 # Copyright (c) kdm contributors. Licensed under the Apache License 2.0.
+"""Plain networks (no diffusion logic), registered in ``MODELS`` with the references' constructor arguments and
+state-dict keys. Call conventions are in ``docs/architecture.md``."""
+from .adm_unet import ADMUNet
+from .toy import ToyMLP, ToyUNet
+
+__all__ = ['ADMUNet', 'ToyMLP', 'ToyUNet']
