@@ -7,6 +7,14 @@ registry of its own. ``locations`` lets a config build a component without impor
 first lookup imports the listed package, whose ``__init__`` imports every module that registers something.
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
+from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
+from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
@@ -20,7 +28,8 @@ from mmengine.registry import Registry
 
 __all__ = [
     'MODELS', 'TEACHERS', 'SOLVERS', 'SCHEDULES', 'LOSSES', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS',
-    'HOOKS', 'LOOPS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'MODEL_WRAPPERS', 'RUNNERS'
+    'HOOKS', 'LOOPS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'MODEL_WRAPPERS', 'RUNNERS', 'EVALUATOR', 'LOG_PROCESSORS',
+    'OPTIM_WRAPPERS', 'OPTIMIZERS', 'PARAM_SCHEDULERS', 'VISBACKENDS', 'VISUALIZERS', 'WEIGHT_INITIALIZERS'
 ]
 
 # Networks, denoisers (preconditioners), EMAs, distillers and teacher trainers.
@@ -43,3 +52,14 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, locations=['kdm.engine'])
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['kdm.engine'])
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['kdm.engine'])
+
+# Children without kdm components of their own: they exist so that building MMEngine's components under
+# ``default_scope='kdm'`` finds a kdm scope in every registry tree (no fallback warnings).
+EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['kdm.evaluation'])
+LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS)
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS)
+OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS)
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS)
+VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS)
+VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS)
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS)
