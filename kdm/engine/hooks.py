@@ -8,7 +8,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from torchvision.utils import make_grid
 
-from kdm.models.base import seeded_noise, to_uint8, unwrap
+from kdm.models.base import StackedRandomGenerator, seeded_noise, to_uint8, unwrap
 from kdm.registry import HOOKS
 
 
@@ -82,13 +82,14 @@ class SampleGridHook(Hook):
             labels = torch.tensor([i % model.label_dim for i in range(self.num_samples)], device=device)
         else:
             labels = None
-        noise, labels = seeded_noise(seeds, model.img_shape, model.label_dim, labels, device=device)
+        rng = StackedRandomGenerator(seeds, device)
+        noise, labels = seeded_noise(seeds, model.img_shape, model.label_dim, labels, rng=rng)
         if model.label_dim > 0:
             cond = labels
         was_training = model.training
         model.eval()
         try:
-            images = to_uint8(model.sample(noise, cond, ema=self.ema)).cpu()
+            images = to_uint8(model.sample(noise, cond, ema=self.ema, randn_like=rng.randn_like)).cpu()
         finally:
             model.train(was_training)
         return make_grid(images, nrow=self.nrow or int(math.sqrt(self.num_samples)), padding=1)

@@ -28,27 +28,52 @@ def to_uint8(images: Tensor) -> Tensor:
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
-def seeded_noise(seeds: Sequence[int], shape: Sequence[int], label_dim: int = 0,
-                 labels: Optional[Tensor] = None, device: Union[str, torch.device] = 'cpu') -> Tuple[Tensor, Tensor]:
-    """Per-image seeded initial noise and class labels (EDM's ``StackedRandomGenerator``).
+class StackedRandomGenerator:
+    """One ``torch.Generator`` per image (EDM's ``StackedRandomGenerator``): image ``i`` draws all its random
+    numbers from a generator seeded with ``seeds[i]``, so a sample does not depend on the batch it is in nor on
+    the number of processes. Stochastic samplers take :meth:`randn_like` as their noise source.
+    """
 
-    Image ``i`` uses ``torch.Generator(device).manual_seed(seeds[i])``: first ``randn(shape)``, then, if the
-    model is conditional and ``labels[i] < 0``, ``randint(label_dim)``. Results therefore do not depend on the
-    batch size or the number of processes.
+    def __init__(self, seeds: Sequence[int], device: Union[str, torch.device] = 'cpu'):
+        self.device = torch.device(device)
+        self.generators = [torch.Generator(self.device).manual_seed(int(s)) for s in seeds]
+
+    def randn(self, shape: Sequence[int], dtype=torch.float32) -> Tensor:
+        """(N, *shape) standard normal numbers, row i from generator i."""
+        return torch.stack([torch.randn(tuple(shape), generator=g, device=self.device, dtype=dtype)
+                            for g in self.generators])
+
+    def randn_like(self, x: Tensor) -> Tensor:
+        """Like ``torch.randn_like`` for a batch of N = len(seeds) rows."""
+        if x.shape[0] != len(self.generators):
+            raise ValueError(f'batch of {x.shape[0]} but {len(self.generators)} per-image generators')
+        return self.randn(x.shape[1:], dtype=x.dtype).to(x.device)
+
+    def randint(self, high: int) -> Tensor:
+        """(N,) integers in [0, high), row i from generator i."""
+        return torch.stack([torch.randint(high, (), generator=g, device=self.device) for g in self.generators])
+
+
+def seeded_noise(seeds: Sequence[int], shape: Sequence[int], label_dim: int = 0,
+                 labels: Optional[Tensor] = None, device: Union[str, torch.device] = 'cpu',
+                 rng: Optional[StackedRandomGenerator] = None) -> Tuple[Tensor, Tensor]:
+    """Per-image seeded initial noise and class labels (EDM's protocol).
+
+    Image ``i`` draws ``randn(shape)`` from its own generator seeded with ``seeds[i]``, then, if the model is
+    conditional and ``labels[i] < 0`` (or no labels are given), ``randint(label_dim)`` from the same generator.
+    Pass ``rng`` to keep drawing (e.g. ancestral-sampling noise) from the same per-image generators afterwards.
 
     Returns:
         (noise (N, *shape) float32, labels (N,) int64; -1 for unconditional models)
     """
-    device = torch.device(device)
-    noise, drawn = [], []
-    for i, seed in enumerate(seeds):
-        gen = torch.Generator(device).manual_seed(int(seed))
-        noise.append(torch.randn(tuple(shape), generator=gen, device=device))
-        if label_dim > 0 and (labels is None or int(labels[i]) < 0):
-            drawn.append(int(torch.randint(label_dim, (1,), generator=gen, device=device)))
-        else:
-            drawn.append(-1 if labels is None or label_dim == 0 else int(labels[i]))
-    return torch.stack(noise), torch.tensor(drawn, dtype=torch.int64, device=device)
+    rng = rng or StackedRandomGenerator(seeds, device)
+    noise = rng.randn(shape)
+    drawn = torch.full((len(seeds), ), -1, dtype=torch.int64, device=rng.device)
+    if label_dim > 0:
+        random_labels = rng.randint(label_dim)
+        given = None if labels is None else torch.as_tensor(labels, device=rng.device).reshape(-1).long()
+        drawn = random_labels if given is None else torch.where(given < 0, random_labels, given)
+    return noise, drawn
 
 
 def build_emas(ema: Optional[dict], net: nn.Module) -> nn.ModuleDict:
@@ -110,11 +135,14 @@ class BaseGenerativeModel(BaseModel):
 
     # ---------------------------------------------------------------- generation
     @abstractmethod
-    def sample(self, noise: Tensor, cond: Optional[Tensor] = None, ema: Optional[str] = 'ema') -> Tensor:
+    def sample(self, noise: Tensor, cond: Optional[Tensor] = None, ema: Optional[str] = 'ema',
+               randn_like=None) -> Tensor:
         """Generate float images in [-1, 1] from unit Gaussian ``noise`` (N, C, H, W).
 
         Abstract: every method defines how its network samples (solver, number of steps, noise scaling).
-        Implementations sample in eval mode (``generate`` and the sample-grid hook switch the model to eval).
+        Stochastic samplers draw their extra noise with ``randn_like`` (a per-image seeded source given by
+        :meth:`generate`; ``torch.randn_like`` when None). Called in eval mode (``generate`` and the
+        sample-grid hook switch the model to eval).
         """
 
     def as_denoiser(self, ema: Optional[str] = 'ema') -> nn.Module:
@@ -128,13 +156,13 @@ class BaseGenerativeModel(BaseModel):
         """Seeds -> samples: ``data = dict(seed=(N,), label=(N,))`` -> N dicts ``dict(fake, seed, label)``."""
         data = self.data_preprocessor(data, False)
         seeds = data['seed'].tolist()
-        labels = data.get('label')
-        noise, labels = seeded_noise(seeds, self.img_shape, self.label_dim, labels, device=data['seed'].device)
+        rng = StackedRandomGenerator(seeds, data['seed'].device)
+        noise, labels = seeded_noise(seeds, self.img_shape, self.label_dim, data.get('label'), rng=rng)
         cond = labels if self.label_dim > 0 else None
         was_training = self.training
         self.eval()
         try:
-            images = to_uint8(self.sample(noise, cond, ema=self.sample_ema)).cpu()
+            images = to_uint8(self.sample(noise, cond, ema=self.sample_ema, randn_like=rng.randn_like)).cpu()
         finally:
             self.train(was_training)
         return [dict(fake=images[i], seed=int(seeds[i]), label=int(labels[i])) for i in range(len(seeds))]

@@ -112,3 +112,29 @@ class PowerEMA(ExponentialMovingAverage):
 
     def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:
         averaged_param.lerp_(source_param, 1.0 - self.beta(int(steps)))
+
+
+@MODELS.register_module()
+class WarmupEMA(ExponentialMovingAverage):
+    """score_sde's EMA (used by RectifiedFlow / SlimFlow): ``beta_n = min(decay, (1 + n) / (10 + n))`` at update
+    ``n`` (0-based; the first update copies). With ``decay = 0.999999`` the cap is practically never reached, so
+    the warm-up term sets the averaging (spec ``cud_slimflow_rf.md`` 4.8).
+
+    Args:
+        model (nn.Module): The network to average.
+        decay (float): Cap on the decay. RectifiedFlow 1-RF: 0.999999; reflow/distillation: 0.9999.
+        interval (int): Update every ``interval`` calls. Defaults to 1.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999999, interval: int = 1):
+        super().__init__(model, momentum=0.5, interval=interval, update_buffers=False)
+        if not 0 < decay < 1:
+            raise ValueError(f'WarmupEMA decay must lie in (0, 1), got {decay}')
+        self.decay = float(decay)
+
+    def beta(self, steps: int) -> float:
+        """EMA decay for update number ``steps`` (0-based)."""
+        return min(self.decay, (1 + steps) / (10 + steps))
+
+    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: int) -> None:
+        averaged_param.lerp_(source_param, 1.0 - self.beta(int(steps)))

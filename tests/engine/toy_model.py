@@ -50,5 +50,5 @@ class EngineToyModel(BaseGenerativeModel):
         self.calls += 1
         return dict(loss=loss.detach())
 
-    def sample(self, noise, cond=None, ema='ema'):
+    def sample(self, noise, cond=None, ema='ema', randn_like=None):
         return self.get_net(ema)(noise).clamp(-1, 1)

@@ -37,7 +37,7 @@ class TinyDistiller(BaseDistiller):
         self.update_emas()
         return dict(loss=loss)
 
-    def sample(self, noise, cond=None, ema='ema'):
+    def sample(self, noise, cond=None, ema='ema', randn_like=None):
         return self.get_net(ema)(noise).tanh()
 
 

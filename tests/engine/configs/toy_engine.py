@@ -12,8 +12,5 @@ optim_wrapper = dict(constructor='MultiNetOptimWrapperConstructor',
                      net=dict(optimizer=dict(type='Adam', lr=1e-2)))
 param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=4)]
 train_cfg = dict(max_iters=6, val_interval=1000)
-val_cfg = None
-val_dataloader = None
-test_cfg = None
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3))
 custom_hooks = [dict(type='SampleGridHook', interval=3, num_samples=4, nrow=2)]
