@@ -227,7 +227,8 @@ class UNetBlock(nn.Module):
                                resample_filter=resample_filter, **init)
         if self.num_heads:
             self.norm2 = GroupNorm(out_channels, eps=eps)
-            self.qkv = Conv2d(out_channels, out_channels * 3, kernel=1, **(init_attn if init_attn is not None else init))
+            self.qkv = Conv2d(out_channels, out_channels * 3, kernel=1,
+                              **(init_attn if init_attn is not None else init))
             self.proj = Conv2d(out_channels, out_channels, kernel=1, **init_zero)
 
     def forward(self, x: Tensor, emb: Tensor, step_emb: Optional[Tensor] = None) -> Tensor:

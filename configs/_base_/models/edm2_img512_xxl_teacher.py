@@ -1,0 +1,7 @@
+# EDM2 ImageNet-512 teacher, the post-hoc EMA reconstruction used by SiD (shared/spec/sid_edm.md 4.3):
+# 1523.2M, FID 1.91 (1.81)
+# (63 NFE Heun, no guidance), SD-VAE latents 4x64x64, 1000 classes, float16 weights in the file.
+# Get edm2-img512-xxl-0939524-0.070.pkl from
+#   https://nvlabs-fi-cdn.nvidia.com/edm2/posthoc-reconstructions/edm2-img512-xxl-0939524-0.070.pkl
+# and save it under checkpoints/edm2/. Read by kdm's restricted unpickler (the embedded code is never run).
+teacher = dict(type='edm_pickle', path='checkpoints/edm2/edm2-img512-xxl-0939524-0.070.pkl')
