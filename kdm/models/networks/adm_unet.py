@@ -77,10 +77,7 @@ def _zero(module: nn.Module) -> nn.Module:
 
 
 class TimestepBlock(nn.Module):
-    """A layer that also consumes the timestep embedding."""
-
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:  # pragma: no cover - interface only
-        raise NotImplementedError
+    """Marker base class: a layer whose ``forward(x, emb)`` also takes the timestep embedding."""
 
 
 class TimestepEmbedSequential(nn.Sequential):
