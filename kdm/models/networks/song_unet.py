@@ -37,7 +37,9 @@ def swap_halves(emb: Tensor) -> Tensor:
 def step_labels(step_condition: Union[int, float, Tensor], batch: int, device) -> Tensor:
     """SFD-v's step count as a float tensor of shape (N,) or (1,) (a scalar broadcasts over the batch)."""
     s = torch.as_tensor(step_condition, dtype=torch.float32, device=device).reshape(-1)
-    return s if s.numel() in (1, batch) else s.expand(batch)
+    if s.numel() not in (1, batch):
+        raise ValueError(f'step_condition has {s.numel()} entries for a batch of {batch}')
+    return s
 
 
 @MODELS.register_module()
