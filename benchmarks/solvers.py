@@ -1,13 +1,14 @@
 # Copyright (c) kdm contributors. Licensed under the Apache License 2.0.
 """Solver benchmark: overhead against a bare loop of denoiser calls, and accuracy on a Gaussian at NFE 2-10.
 
-    python benchmarks/solvers.py [--device cpu|cuda] [--threads 1] [--batch 16] [--res 32] [--repeats 7] [--orders]
+    python benchmarks/solvers.py [--device cpu|cuda] [--threads 1] [--batch 16] [--res 32] [--repeats 25] [--orders]
 
 Part 1 (overhead): every solver samples a tiny denoiser (a two-layer conv net behind ``EDMPrecond``) and its wall
-time is divided by the time of a bare loop that makes the same denoiser calls (replaying the solver's inputs): the median over repeats of
-the ratio of back-to-back runs (paired, so slow phases of a shared host cancel; the bare loop does no arithmetic at
-all, so the ratio is the whole cost of the solver's own work). Goal: <= 1.02. On the CPU the ratio of this thread's CPU time is printed too: with one
-torch thread it does not count time lost to other processes, which makes wall ratios noisy on a shared host.
+time is divided by the time of a bare loop that makes the same denoiser calls (replaying the solver's inputs): the
+median over repeats of the ratio of back-to-back runs (paired, so slow phases of a shared host cancel; the bare loop
+does no arithmetic at all, so the ratio is the whole cost of the solver's own work). Goal: <= 1.02. On the CPU the
+ratio of this thread's CPU time is printed too: with one torch thread it does not count time lost to other
+processes, which makes wall ratios noisy on a shared host.
 
 Part 2 (accuracy): data ~ N(mu, diag(s^2)), ideal denoiser ``D(x, s) = (s^2 x + sigma^2 mu) / (s^2 + sigma^2)``;
 RMS error of each solver's result against the closed-form probability-flow ODE solution, float64, at NFE 2..10
@@ -105,8 +106,10 @@ def overhead_table(device, batch, res, repeats):
         ('ipndm (4)', lambda m: ipndm(m, x, sig), den),
         ('dpmpp (3M)', lambda m: dpmpp(m, x, sig), den),
         ('edm_stochastic', lambda m: edm_stochastic(m, x, sig, S_churn=10), den),
-        ('ddim (adm net)', lambda m: ddim(DiscreteDenoiser(m, diffusion, img_channels=3, img_resolution=res), x / 80, 10), adm),
-        ('ddpm (adm net)', lambda m: ddpm(DiscreteDenoiser(m, diffusion, img_channels=3, img_resolution=res), x / 80, 10), adm),
+        ('ddim (adm net)', lambda m: ddim(DiscreteDenoiser(m, diffusion, img_channels=3, img_resolution=res), x / 80,
+                                          10), adm),
+        ('ddpm (adm net)', lambda m: ddpm(DiscreteDenoiser(m, diffusion, img_channels=3, img_resolution=res), x / 80,
+                                          10), adm),
         ('flow_euler', lambda m: flow_euler(m, x / 80, times), vel),
         ('flow_heun', lambda m: flow_heun(m, x / 80, times), vel),
     ]

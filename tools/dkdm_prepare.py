@@ -62,6 +62,8 @@ def main(argv=None) -> int:
         if device.type == 'cuda':
             torch.cuda.manual_seed_all(args.seed)
         model = MODELS.build(model_cfg)
+        if model.variant == 'iterative':
+            raise ValueError('the iterative variant has no pool to prepare (it starts from fresh noise)')
         n = model.local_pool_size * args.world_size
         gb = n * int(torch.tensor(model.img_shape).prod()) * 4 / 1e9
         print(f'DKDM pool: variant {model.variant}, rho {model.rho}, T {model.num_timesteps}, batch '

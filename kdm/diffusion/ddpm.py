@@ -40,7 +40,8 @@ LOSS_TYPES = ('mse', 'rescaled_mse', 'kl', 'rescaled_kl')
 
 
 def betas_for_alpha_bar(T: int, alpha_bar: Callable[[float], float], max_beta: float = 0.999) -> np.ndarray:
-    """Discretise a cumulative ``alpha_bar(u)``, u in [0, 1]: ``beta_i = min(1 - abar((i+1)/T) / abar(i/T), max_beta)``."""
+    """Discretise a cumulative ``alpha_bar(u)``, u in [0, 1]:
+    ``beta_i = min(1 - abar((i+1)/T) / abar(i/T), max_beta)``."""
     betas = [min(1.0 - alpha_bar((i + 1) / T) / alpha_bar(i / T), max_beta) for i in range(T)]
     return np.asarray(betas, dtype=np.float64)
 
@@ -418,7 +419,10 @@ class GaussianDiffusion:
         if noise is None:
             noise = torch.randn_like(x)
         std = torch.exp(0.5 * out['log_variance'])
-        out['sample'] = torch.addcmul(out['mean'], std, noise) if nonzero is True else out['mean'] + nonzero * std * noise
+        if nonzero is True:
+            out['sample'] = torch.addcmul(out['mean'], std, noise)
+        else:
+            out['sample'] = out['mean'] + nonzero * std * noise
         return out
 
     def ddim_sample(self,

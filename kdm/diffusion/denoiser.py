@@ -17,6 +17,8 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from kdm.registry import MODELS
+
 
 class Denoiser(nn.Module):
     """Base class of the Denoiser protocol.
@@ -124,6 +126,7 @@ def _infer(value, net, names, what):
     raise ValueError(f'pass {what}: the network has none of the attributes {names}')
 
 
+@MODELS.register_module()
 class DiscreteDenoiser(Denoiser):
     """A discrete-time eps / v / x0 network (ADM, guided-diffusion) as a sigma-space Denoiser.
 
@@ -247,13 +250,14 @@ class DiscreteDenoiser(Denoiser):
         return out
 
 
+@MODELS.register_module()
 class FlowDenoiser(Denoiser):
     """A rectified-flow velocity network as a sigma-space Denoiser (see ``kdm/diffusion/flow.py`` for conventions).
 
     ``s = 1 / (1 + sigma)``, ``x_t = s x``; ``t = s`` and ``D = x_t + (1 - t) v`` (rf, data at t = 1) or ``t = 1 - s``
     and ``D = x_t - t v`` (cud, data at t = 0). The network is called ``net(x_t, time_scale * t)`` plus
-    ``class_labels=one_hot`` for a conditional model (EDM-family call). :meth:`velocity` is the native call that the flow
-    solvers use.
+    ``class_labels=one_hot`` for a conditional model (EDM-family call). :meth:`velocity` is the native call that the
+    flow solvers use.
 
     Args:
         net (nn.Module | dict): Velocity network or its complete config.
@@ -380,8 +384,8 @@ class VelocityView(nn.Module):
     rf: ``sigma = (1 - t) / t``, ``x = x_t / t``, ``v = (D - x_t) / (1 - t)``;
     cud: ``sigma = t / (1 - t)``, ``x = x_t / (1 - t)``, ``v = (x_t - D) / t``.
     At the data end (sigma = 0) this is a 0/0 limit, so times closer to it than ``sigma_floor`` are evaluated at
-    ``sigma = sigma_floor`` (default: the denoiser's ``sigma_min`` if positive, else 1e-4); adaptive solvers such as RK45
-    do evaluate the end point. The noise end (sigma = inf) is not representable: start flows at t = eps.
+    ``sigma = sigma_floor`` (default: the denoiser's ``sigma_min`` if positive, else 1e-4); adaptive solvers such as
+    RK45 do evaluate the end point. The noise end (sigma = inf) is not representable: start flows at t = eps.
     ``time_scale`` divides the incoming time, so the view can also stand in for a raw network inside
     :class:`FlowDenoiser`; ``class_labels`` (one-hot) is accepted as an alternative to ``cond``.
     """

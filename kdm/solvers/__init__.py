@@ -1,12 +1,12 @@
 # Copyright (c) kdm contributors. Licensed under the Apache License 2.0.
 """Samplers, one pure function each, registered in ``SOLVERS``.
 
-=============================  ==============================================================================
-``ode.py`` (sigma-space)       ``euler``, ``heun``, ``dpm``, ``dpmpp``, ``ipndm``, ``edm_stochastic``:
-                               ``solver(denoiser, x, sigmas, cond=None, callback=None, **knobs)``
-``discrete.py``                ``ddpm``, ``ddim``: ``solver(model, x_T, timesteps, cond=None, callback=None, diffusion=...)``
-``flow.py`` (flow time)        ``flow_euler``, ``flow_heun``, ``rk45``: ``solver(velocity, x, times, cond=None, callback=None)``
-=============================  ==============================================================================
+* ``ode.py`` (sigma-space): ``euler``, ``heun``, ``dpm``, ``dpmpp``, ``ipndm``, ``edm_stochastic``, called as
+  ``solver(denoiser, x, sigmas, cond=None, callback=None, **knobs)``;
+* ``discrete.py``: ``ddpm``, ``ddim``, called as ``solver(model, x_T, timesteps, cond=None, callback=None,
+  diffusion=None, ...)``;
+* ``flow.py`` (flow time): ``flow_euler``, ``flow_heun``, ``rk45``, called as
+  ``solver(velocity, x, times, cond=None, callback=None, convention='rf', ...)``.
 
 Every solver takes ``return_nfe=True`` to return ``(x, nfe)`` (denoiser / network / velocity evaluations, the way
 the papers count NFE). :func:`get_solver` looks one up by name and lists the valid names for an unknown one.
@@ -18,9 +18,6 @@ from . import discrete, flow, ode  # noqa: F401  (registers every solver)
 from .discrete import ddim, ddpm, respaced_timesteps  # noqa: F401
 from .flow import flow_euler, flow_heun, rk45  # noqa: F401
 from .ode import dpm, dpmpp, edm_stochastic, euler, heun, ipndm  # noqa: F401
-
-#: convergence order of each deterministic solver on a smooth ODE (multistep ones: their ``max_order``)
-SOLVER_ORDERS = {'euler': 1, 'heun': 2, 'dpm': 2, 'flow_euler': 1, 'flow_heun': 2}
 
 
 def get_solver(name: str) -> Callable:

@@ -14,8 +14,8 @@ Every solver has the signature ``solver(denoiser, x, sigmas, cond=None, callback
   ``sigma = sigmas[i]`` (a float) and ``denoised`` its x0 estimate (the AFS value on an AFS step). The final state is
   the return value, so a trajectory is ``[callback xs..., result]``.
 * ``return_nfe=True`` returns ``(x, nfe)``: the number of denoiser calls, which is how every paper counts NFE
-  (Euler ``N - 1``, Heun / DPM-Solver-2 ``2(N - 1)`` and EDM Heun ``2N - 1`` with a final 0; AFS saves 1; classifier-free
-  guidance doubling is the caller's business).
+  (Euler ``N - 1``, Heun / DPM-Solver-2 ``2(N - 1)`` and EDM Heun ``2N - 1`` with a final 0; AFS saves 1;
+  classifier-free guidance doubling is the caller's business).
 * ``afs=True``: SFD's analytical first step ``d_0 = x / sqrt(1 + sigma_0^2)`` without a network call.
 
 The solvers keep autograd (no ``no_grad``, no in-place updates), so a student can be trained through them (SFD).

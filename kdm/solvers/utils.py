@@ -61,7 +61,8 @@ def afs_derivative(x: Tensor, sigma: float) -> Tensor:
 
 
 def dynamic_threshold(denoised: Tensor, ratio: float = 0.995, max_value: float = 1.0) -> Tensor:
-    """SFD's dynamic thresholding: per sample ``s = max(quantile_ratio(|D|), max_value)``, ``D <- clamp(D, -s, s) / s``."""
+    """SFD's dynamic thresholding: per sample ``s = max(quantile_ratio(|D|), max_value)``,
+    ``D <- clamp(D, -s, s) / s``."""
     flat = denoised.reshape(denoised.shape[0], -1).abs()
     s = torch.quantile(flat.float(), ratio, dim=1).to(denoised.dtype).clamp(min=max_value)
     s = s.reshape(-1, *([1] * (denoised.ndim - 1)))

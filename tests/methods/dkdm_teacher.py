@@ -11,7 +11,9 @@ from kdm.registry import MODELS, TEACHERS
 
 
 @TEACHERS.register_module(name='dkdm_random_adm', force=True)
-def random_adm_teacher(network: dict, diffusion: dict, seed: int = 0, scale: float = 0.05) -> DiscreteDenoiser:
+def random_adm_teacher(network: dict, diffusion: dict, seed: int = 0, scale: float = 0.05,
+                       path=None) -> DiscreteDenoiser:
+    """``path`` is accepted and ignored, so a real config's ``teacher`` can switch to this loader by its type."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = MODELS.build(dict(network))

@@ -283,6 +283,18 @@ def test_teacher_frozen_and_outside_the_checkpoint():
     assert m.get_net('teacher') is m.teacher.net and isinstance(m.as_denoiser('ema'), DiscreteDenoiser)
 
 
+def test_teacher_samples_configs_load_a_converted_teacher():
+    """tools/convert.py stores an ADM teacher as its DiscreteDenoiser's state dict (``net.*``); the
+    *_teacher_samples.py configs (a DDPMTrainer without EMA) load exactly that layout."""
+    torch.manual_seed(0)
+    teacher = tests.methods.dkdm_teacher.random_adm_teacher(NET, dict(schedule='cosine', steps=6, learn_sigma=True))
+    cfg = Config.fromfile(str(ROOT / 'configs' / 'methods' / 'dkdm' / 'cifar10_teacher_samples.py')).model
+    sampler = MODELS.build(dict(cfg, net=NET, diffusion=dict(schedule='cosine', steps=6, learn_sigma=True),
+                                sample_steps=None, img_shape=(1, 8, 8)))
+    sampler.load_state_dict(teacher.state_dict(), strict=True)
+    assert sampler.sample_ema is None and torch.equal(sampler.get_net(None).out[2].weight, teacher.net.out[2].weight)
+
+
 def test_batch_size_must_match_the_dataloader():
     m = tiny(batch_size=3)
     with pytest.raises(ValueError, match='model.batch_size'):
@@ -442,10 +454,10 @@ def test_architecture_parameter_counts(memo_build):
 def _expected_student(name):
     if name.startswith('toy_'):
         return None
+    if name.endswith('teacher_samples'):  # a DDPMTrainer holding the teacher network
+        return PARAMS['adm_295m' if name.startswith('celeba64') else 'adm_57m']
     if name.startswith('celeba64'):
         return PARAMS['adm_57m_celeba']
-    if name.endswith('teacher_samples'):  # the main config's student (the teacher is what samples)
-        return PARAMS['adm_14m' if name.startswith('imagenet32') else 'adm_57m']
     return PARAMS[f"adm_{name.split('_')[1]}"]
 
 
@@ -468,22 +480,25 @@ def test_every_dkdm_config_builds(path, memo_build):
         assert isinstance(model, DKDM) and model.teacher is teacher
         assert cfg.train_dataloader.dataset.type == 'IndexDataset'  # data-free: no dataset file is read
         assert cfg.train_dataloader.batch_size == model.batch_size
-        assert model.pool_x.shape == (pool_size(model.rho, 1000, model.batch_size, model.variant), *model.img_shape)
+        T = 50 if name.startswith('toy_') else 1000  # the toy runs the 50-step respaced teacher chain
+        assert model.num_timesteps == T
+        assert model.pool_x.shape == (pool_size(model.rho, T, model.batch_size, model.variant), *model.img_shape)
         student = model.student
     else:
         assert cfg.model.type == 'DDPMTrainer'
         model = MODELS.build(cfg.model)
         student = model.net
-        assert cfg.train_dataloader.dataset.type in ('NpzDataset', 'MixedDataset', 'CIFAR10Dataset',
-                                                     'DigitsDataset')
+        if name.endswith('teacher_samples'):  # sampling only: a teacher with its sampler, no EMA
+            assert cfg.model.ema is None and cfg.model.net.use_fp16
+        else:
+            assert cfg.train_dataloader.dataset.type in ('NpzDataset', 'MixedDataset', 'CIFAR10Dataset')
     expected = _expected_student(name)
     if expected is not None:
         assert _count(student) == expected
-    if not name.startswith('toy_'):
+    if not name.startswith('toy_') and not name.endswith('teacher_samples'):
         [(net_name, wrapper)] = [(k, v) for k, v in cfg.optim_wrapper.items() if k != 'constructor']
         opt = wrapper.optimizer
         assert (opt.type, opt.lr, opt.weight_decay, net_name) == ('AdamW', 1e-4, 0.0, model.student_name)
-        assert cfg.model.ema == dict(type='ConstantEMA', momentum=1e-4)
-        assert cfg.model.sample_steps == ('50' if 'teacher_samples' not in name else cfg.model.sample_steps)
-        assert [e.type for e in cfg.test_evaluator] == ['FID', 'InceptionScore', 'SFID']
+        assert cfg.model.ema == dict(type='ConstantEMA', momentum=1e-4) and cfg.model.sample_steps == '50'
+        assert {'FID', 'InceptionScore', 'SFID'} <= {e.type for e in cfg.test_evaluator}  # Table 2's metrics
         assert cfg.train_cfg.max_iters == 200000 and cfg.default_hooks.checkpoint.interval == 10000

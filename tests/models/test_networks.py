@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kdm.models.networks import DhariwalUNet, EDM2Precond, EDM2UNet, SongUNet
-from kdm.models.networks.edm2_unet import mp_cat, mp_silu, mp_sum, normalize
+from kdm.models.networks.edm2_unet import Block, mp_cat, mp_silu, mp_sum, normalize
 from kdm.models.networks.layers import FourierEmbedding, PositionalEmbedding
 
 
@@ -85,6 +85,30 @@ def test_cud_shakedrop_reweights_skips():
         assert feat.shape == (2, 16, 8, 8)
 
 
+def test_songunet_progressive_skip_paths():
+    kw = dict(img_resolution=8, in_channels=3, out_channels=2, model_channels=16, channel_mult=[1, 2, 2], num_blocks=1,
+              attn_resolutions=[], embedding_type='fourier', encoder_type='skip', decoder_type='skip',
+              resample_filter=[1, 3, 3, 1])
+    net = _randomised(SongUNet(**kw))
+    enc, dec = top_level(net.state_dict(), 'enc'), top_level(net.state_dict(), 'dec')
+    assert enc[:4] == ['8x8_conv', '8x8_block0', '4x4_down', '4x4_aux_down'] and '2x2_aux_skip' in enc
+    # an output head on every level, the lower ones upsampled and summed into the next
+    assert [k for k in dec if 'aux' in k] == ['2x2_aux_norm', '2x2_aux_conv', '4x4_aux_up', '4x4_aux_norm',
+                                              '4x4_aux_conv', '8x8_aux_up', '8x8_aux_norm', '8x8_aux_conv']
+    x, t = torch.randn(2, 3, 8, 8), torch.randn(2)
+    with torch.no_grad():
+        out, feat = net(x, t, return_features=True)
+        assert out.shape == (2, 2, 8, 8) and feat.shape == (2, 16, 8, 8) and torch.isfinite(out).all()
+        torch.testing.assert_close(net(x, t[:1]), net(x, t[:1].expand(2)))  # one noise level for the batch
+
+
+@pytest.mark.parametrize('cls', [SongUNet, DhariwalUNet])
+def test_step_condition_needs_the_step_layers(cls):
+    net = cls(img_resolution=8, in_channels=3, out_channels=3, model_channels=64, channel_mult=[1], num_blocks=1)
+    with pytest.raises(ValueError, match='use_step_condition=False'):
+        net(torch.randn(1, 3, 8, 8), torch.randn(1), step_condition=4)
+
+
 @pytest.mark.parametrize('cls', [SongUNet, DhariwalUNet])
 def test_sfd_step_condition(cls):
     kw = dict(img_resolution=8, in_channels=3, out_channels=3, model_channels=64, channel_mult=[1, 2], num_blocks=1,
@@ -132,6 +156,8 @@ def test_edm2_layout_matches_spec_and_presets():
         EDM2UNet(preset='xs', model_channels=192)
     with pytest.raises(ValueError, match='unknown EDM2 preset'):
         EDM2UNet(preset='huge')
+    with pytest.raises(ValueError, match="resample mode must be keep, up or down, got 'side'"):
+        Block(8, 8, 8, resample_mode='side')
     with torch.device('meta'):
         assert EDM2UNet(preset='edm2-img512-m').enc['64x64_block0'].dropout == 0.1
 

@@ -1,6 +1,5 @@
 """Every ODE solver converges to the closed-form PF-ODE solution of a Gaussian with its order (docs/benchmarks.md)."""
 import pytest
-import torch
 
 from kdm.diffusion import as_velocity
 from kdm.diffusion.schedules import flow_uniform, polynomial

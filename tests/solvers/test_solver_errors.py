@@ -1,6 +1,5 @@
 """Bad input gives clear errors: names, orders, sigmas, flow times."""
 import pytest
-import torch
 
 from kdm.diffusion import FlowDenoiser
 from kdm.registry import SOLVERS

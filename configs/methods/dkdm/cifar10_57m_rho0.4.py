@@ -5,7 +5,8 @@
 #       --cfg-options train_dataloader.batch_size=32 model.batch_size=32                (same global batch on 4 GPUs)
 # Pool: 400 batches = 51,200 entries (0.63 GB, kept on the GPU and in every checkpoint). It is prepared by the
 # teacher at the first iteration (~25.6M teacher evaluations); do it once with
-#   python tools/dkdm_prepare.py configs/methods/dkdm/cifar10_57m_rho0.4.py --out checkpoints/dkdm/CIFAR10-Dynamic-0.4.pt
+#   python tools/dkdm_prepare.py configs/methods/dkdm/cifar10_57m_rho0.4.py \
+#       --out checkpoints/dkdm/CIFAR10-Dynamic-0.4.pt
 # and train with --cfg-options model.pool_cache=checkpoints/dkdm/CIFAR10-Dynamic-0.4.pt (one cache serves every
 # student of the same rho and global batch).
 # Evaluation (reference protocol): 50,000 samples of the EMA student with 50 respaced ancestral steps, x0 clipped;

@@ -3,7 +3,8 @@
 #   tools/train.py configs/methods/dkdm/imagenet32_14m_rho0.4.py [--amp]              (README: 1 process x 512)
 #   tools/dist_train.sh ... 4 --cfg-options train_dataloader.batch_size=128 model.batch_size=128  (4 x 128)
 # Pool: 400 batches = 204,800 entries in all (2.5 GB on every GPU and in every checkpoint); prepare it once with
-#   python tools/dkdm_prepare.py configs/methods/dkdm/imagenet32_14m_rho0.4.py --out checkpoints/dkdm/ImageNet32-Dynamic-0.4.pt
+#   python tools/dkdm_prepare.py configs/methods/dkdm/imagenet32_14m_rho0.4.py \
+#       --out checkpoints/dkdm/ImageNet32-Dynamic-0.4.pt
 # Evaluation: 50K samples, 50 respaced ancestral steps, FID / IS / sFID against all 1,281,167 training images.
 _base_ = ['../../_base_/models/adm_imagenet32_teacher.py', '../../_base_/models/adm_students.py',
           '../../_base_/schedules/dkdm.py', '../../_base_/datasets/generation.py']

@@ -15,31 +15,43 @@ parameter-free or kept out of the state dict when off:
 
 score_sde / RectifiedFlow / SlimFlow ``ncsnpp`` checkpoints (DDPM++ settings) hold the same architecture under other
 names; ``kdm.models.teachers.flow`` converts them (see ``docs/teachers.md``).
+
+Every module key is ``<res>x<res>_<kind>[<index>]``; the forward passes dispatch on ``kind`` (:func:`layer_kind`),
+so the module dicts themselves are the plan of the network.
 """
+import functools
 import math
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdm.registry import MODELS
-from .layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbedding, UNetBlock
+from .layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbedding, UNetBlock, step_labels
 
 __all__ = ['SongUNet']
 
 
 def swap_halves(emb: Tensor) -> Tensor:
-    """``[cos, sin] -> [sin, cos]``: DDPM++'s embedding order."""
-    return emb.reshape(emb.shape[0], 2, -1).flip(1).reshape(*emb.shape)
+    """``[cos, sin] -> [sin, cos]``: the order DDPM++ feeds to its embedding MLP (spec 2.3)."""
+    first, second = emb.chunk(2, dim=1)
+    return torch.cat([second, first], dim=1)
 
 
-def step_labels(step_condition: Union[int, float, Tensor], batch: int, device) -> Tensor:
-    """SFD-v's step count as a float tensor of shape (N,) or (1,) (a scalar broadcasts over the batch)."""
-    s = torch.as_tensor(step_condition, dtype=torch.float32, device=device).reshape(-1)
-    if s.numel() not in (1, batch):
-        raise ValueError(f'step_condition has {s.numel()} entries for a batch of {batch}')
-    return s
+def layer_kind(key: str) -> str:
+    """``'16x16_block3' -> 'block'``, ``'8x8_aux_conv' -> 'aux_conv'``, ``'8x8_in0' -> 'in'``."""
+    return key.split('_', 1)[1].rstrip('0123456789')
+
+
+def resolution_tags(img_resolution: int, num_levels: int) -> List[str]:
+    """``'<r>x<r>'`` of every level, halving the side length per level."""
+    return [f'{img_resolution >> level}x{img_resolution >> level}' for level in range(num_levels)]
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]):
+    if value not in choices:
+        raise ValueError(f'SongUNet: {name}={value!r} is not one of {tuple(choices)}')
 
 
 @MODELS.register_module()
@@ -72,6 +84,10 @@ class SongUNet(nn.Module):
         use_step_condition (bool): Add SFD-v's step-count embedding.
     """
 
+    ENCODER_TYPES = ('standard', 'skip', 'residual')
+    DECODER_TYPES = ('standard', 'skip')
+    EMBEDDING_TYPES = ('fourier', 'positional')
+
     def __init__(self,
                  img_resolution: int,
                  in_channels: int,
@@ -93,161 +109,168 @@ class SongUNet(nn.Module):
                  prior_shakedrop: bool = False,
                  phi: float = 0.25,
                  use_step_condition: bool = False):
-        for name, value, allowed in [('embedding_type', embedding_type, ('fourier', 'positional')),
-                                     ('encoder_type', encoder_type, ('standard', 'skip', 'residual')),
-                                     ('decoder_type', decoder_type, ('standard', 'skip'))]:
-            if value not in allowed:
-                raise ValueError(f'SongUNet: {name}={value!r} is not one of {allowed}')
+        _check_choice('encoder_type', encoder_type, self.ENCODER_TYPES)
+        _check_choice('decoder_type', decoder_type, self.DECODER_TYPES)
+        _check_choice('embedding_type', embedding_type, self.EMBEDDING_TYPES)
         super().__init__()
-        self.img_resolution = img_resolution
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.label_dim = label_dim
-        self.label_dropout = label_dropout
-        self.embedding_type = embedding_type
-        self.encoder_type = encoder_type
-        self.decoder_type = decoder_type
-        self.prior_shakedrop = prior_shakedrop
-        self.phi = phi
-        self.use_step_condition = use_step_condition
-        emb_ch = model_channels * channel_mult_emb
-        noise_ch = model_channels * channel_mult_noise
-        init = dict(init_mode='xavier_uniform')
-        init_zero = dict(init_mode='xavier_uniform', init_weight=1e-5)
-        init_attn = dict(init_mode='xavier_uniform', init_weight=math.sqrt(0.2))
-        block_kwargs = dict(emb_channels=emb_ch, num_heads=1, dropout=dropout, skip_scale=math.sqrt(0.5), eps=1e-6,
-                            resample_filter=resample_filter, resample_proj=True, adaptive_scale=False, init=init,
-                            init_zero=init_zero, init_attn=init_attn,
-                            step_emb_channels=emb_ch if use_step_condition else 0)
+        self.img_resolution, self.in_channels, self.out_channels = img_resolution, in_channels, out_channels
+        self.label_dim, self.label_dropout = label_dim, label_dropout
+        self.embedding_type, self.encoder_type, self.decoder_type = embedding_type, encoder_type, decoder_type
+        self.prior_shakedrop, self.phi, self.use_step_condition = prior_shakedrop, phi, use_step_condition
 
-        # Mapping: noise (+ label + augment) -> embedding; the sinusoid halves are swapped to [sin, cos].
-        self.map_noise = PositionalEmbedding(noise_ch, endpoint=True) if embedding_type == 'positional' \
-            else FourierEmbedding(noise_ch)
-        self.map_label = Linear(label_dim, noise_ch, **init) if label_dim else None
-        self.map_augment = Linear(augment_dim, noise_ch, bias=False, **init) if augment_dim else None
-        self.map_layer0 = Linear(noise_ch, emb_ch, **init)
-        self.map_layer1 = Linear(emb_ch, emb_ch, **init)
+        # Spec 2.3: xavier-uniform everywhere, x1e-5 on the last conv of each residual branch, x sqrt(0.2) on qkv.
+        xavier = dict(init_mode='xavier_uniform')
+        near_zero = dict(xavier, init_weight=1e-5)
+        noise_width, emb_width = model_channels * channel_mult_noise, model_channels * channel_mult_emb
+        make_block = functools.partial(
+            UNetBlock, emb_channels=emb_width, num_heads=1, dropout=dropout, skip_scale=math.sqrt(0.5), eps=1e-6,
+            resample_filter=resample_filter, resample_proj=True, adaptive_scale=False, init=xavier,
+            init_zero=near_zero, init_attn=dict(xavier, init_weight=math.sqrt(0.2)),
+            step_emb_channels=emb_width if use_step_condition else 0)
+
+        # Embedding MLP: sinusoid of c_noise (+ labels) -> emb_width -> emb_width.
+        if embedding_type == 'positional':
+            self.map_noise = PositionalEmbedding(noise_width, endpoint=True)
+        else:
+            self.map_noise = FourierEmbedding(noise_width)
+        self.map_label = Linear(label_dim, noise_width, **xavier) if label_dim else None
+        self.map_augment = Linear(augment_dim, noise_width, bias=False, **xavier) if augment_dim else None
+        self.map_layer0 = Linear(noise_width, emb_width, **xavier)
+        self.map_layer1 = Linear(emb_width, emb_width, **xavier)
         if use_step_condition:
-            self.map_step = PositionalEmbedding(noise_ch, endpoint=True)
-            self.map_step_layer0 = Linear(noise_ch, emb_ch, **init)
-            self.map_step_layer1 = Linear(emb_ch, emb_ch, **init)
+            self.map_step = PositionalEmbedding(noise_width, endpoint=True)
+            self.map_step_layer0 = Linear(noise_width, emb_width, **xavier)
+            self.map_step_layer1 = Linear(emb_width, emb_width, **xavier)
 
-        # Encoder: every non-auxiliary output becomes a skip.
+        # One entry per resolution level: (key prefix, block width, self-attention at this resolution).
+        levels = [(tag, model_channels * mult, img_resolution >> level in attn_resolutions)
+                  for level, (tag, mult) in enumerate(zip(resolution_tags(img_resolution, len(channel_mult)),
+                                                          channel_mult))]
         self.enc = nn.ModuleDict()
-        cout = caux = in_channels
-        skips = []
-        for level, mult in enumerate(channel_mult):
-            res = img_resolution >> level
-            if level == 0:
-                self.enc[f'{res}x{res}_conv'] = Conv2d(cout, model_channels, kernel=3, **init)
-                cout = model_channels
-            else:
-                self.enc[f'{res}x{res}_down'] = UNetBlock(cout, cout, down=True, **block_kwargs)
-                if encoder_type == 'skip':
-                    self.enc[f'{res}x{res}_aux_down'] = Conv2d(caux, caux, kernel=0, down=True,
-                                                               resample_filter=resample_filter)
-                    self.enc[f'{res}x{res}_aux_skip'] = Conv2d(caux, cout, kernel=1, **init)
-                elif encoder_type == 'residual':
-                    self.enc[f'{res}x{res}_aux_residual'] = Conv2d(caux, cout, kernel=3, down=True,
-                                                                   resample_filter=resample_filter,
-                                                                   fused_resample=True, **init)
-                    caux = cout
-            skips.append(cout)
-            for idx in range(num_blocks):
-                self.enc[f'{res}x{res}_block{idx}'] = UNetBlock(cout, model_channels * mult,
-                                                                attention=res in attn_resolutions, **block_kwargs)
-                cout = model_channels * mult
-                skips.append(cout)
-
-        # Decoder: blocks named *_block* take cat([x, skip]); attention on the last block of a level.
+        stack = self._build_encoder(make_block, levels, in_channels, model_channels, num_blocks, resample_filter,
+                                    xavier)
         self.dec = nn.ModuleDict()
-        for level, mult in reversed(list(enumerate(channel_mult))):
-            res = img_resolution >> level
-            if level == len(channel_mult) - 1:
-                self.dec[f'{res}x{res}_in0'] = UNetBlock(cout, cout, attention=True, **block_kwargs)
-                self.dec[f'{res}x{res}_in1'] = UNetBlock(cout, cout, **block_kwargs)
-            else:
-                self.dec[f'{res}x{res}_up'] = UNetBlock(cout, cout, up=True, **block_kwargs)
-            for idx in range(num_blocks + 1):
-                self.dec[f'{res}x{res}_block{idx}'] = UNetBlock(
-                    cout + skips.pop(), model_channels * mult,
-                    attention=idx == num_blocks and res in attn_resolutions, **block_kwargs)
-                cout = model_channels * mult
-            if decoder_type == 'skip' or level == 0:
-                if decoder_type == 'skip' and level < len(channel_mult) - 1:
-                    self.dec[f'{res}x{res}_aux_up'] = Conv2d(out_channels, out_channels, kernel=0, up=True,
-                                                             resample_filter=resample_filter)
-                self.dec[f'{res}x{res}_aux_norm'] = GroupNorm(cout, eps=1e-6)
-                self.dec[f'{res}x{res}_aux_conv'] = Conv2d(cout, out_channels, kernel=3, **init_zero)
+        self._build_decoder(make_block, levels, stack, num_blocks, out_channels, resample_filter, near_zero)
 
-    def embed(self,
-              noise_labels: Tensor,
-              class_labels: Optional[Tensor] = None,
-              augment_labels: Optional[Tensor] = None,
-              batch: Optional[int] = None) -> Tensor:
+    # ------------------------------------------------------------------------------------------------ construction
+    def _build_encoder(self, make_block, levels, in_channels, stem_width, num_blocks, fir, conv_init) -> List[int]:
+        """Fill ``self.enc`` top resolution first; return the widths of the skip stack in push order.
+
+        The stem conv, every downsampling block and every residual block push their output. The auxiliary
+        progressive-input path (NCSN++ ``skip`` / ``residual`` encoders) starts from the image and is merged into
+        the output of each downsampling block.
+        """
+        self.enc[f'{levels[0][0]}_conv'] = Conv2d(in_channels, stem_width, kernel=3, **conv_init)
+        stack, width, image_width = [stem_width], stem_width, in_channels
+        for level, (tag, level_width, attention) in enumerate(levels):
+            if level > 0:
+                self.enc[f'{tag}_down'] = make_block(width, width, down=True)
+                stack.append(width)
+                if self.encoder_type == 'skip':  # image -> resample -> 1x1 conv, added to the block output
+                    self.enc[f'{tag}_aux_down'] = Conv2d(image_width, image_width, kernel=0, down=True,
+                                                         resample_filter=fir)
+                    self.enc[f'{tag}_aux_skip'] = Conv2d(image_width, width, kernel=1, **conv_init)
+                elif self.encoder_type == 'residual':  # a strided 3x3 conv of the running auxiliary features
+                    self.enc[f'{tag}_aux_residual'] = Conv2d(image_width, width, kernel=3, down=True,
+                                                             resample_filter=fir,
+                                                             fused_resample=True, **conv_init)
+                    image_width = width
+            for index in range(num_blocks):
+                self.enc[f'{tag}_block{index}'] = make_block(width, level_width, attention=attention)
+                width = level_width
+                stack.append(width)
+        return stack
+
+    def _build_decoder(self, make_block, levels, stack, num_blocks, out_channels, fir, head_init):
+        """Fill ``self.dec`` lowest resolution first, consuming ``stack`` (one skip per ``_block<i>``)."""
+        width, lowest = stack[-1], len(levels) - 1
+        for level in range(lowest, -1, -1):
+            tag, level_width, attention = levels[level]
+            if level == lowest:  # bottleneck: an attention block and a plain one
+                self.dec[f'{tag}_in0'] = make_block(width, width, attention=True)
+                self.dec[f'{tag}_in1'] = make_block(width, width)
+            else:
+                self.dec[f'{tag}_up'] = make_block(width, width, up=True)
+            for index in range(num_blocks + 1):  # attention only on the last block of a level
+                self.dec[f'{tag}_block{index}'] = make_block(width + stack.pop(), level_width,
+                                                             attention=attention and index == num_blocks)
+                width = level_width
+            if self.decoder_type == 'standard' and level > 0:
+                continue
+            # Output head (every level for the progressive-output 'skip' decoder, else only the top one).
+            if self.decoder_type == 'skip' and level < lowest:
+                self.dec[f'{tag}_aux_up'] = Conv2d(out_channels, out_channels, kernel=0, up=True,
+                                                   resample_filter=fir)
+            self.dec[f'{tag}_aux_norm'] = GroupNorm(width, eps=1e-6)
+            self.dec[f'{tag}_aux_conv'] = Conv2d(width, out_channels, kernel=3, **head_init)
+
+    # ----------------------------------------------------------------------------------------------------- forward
+    def embed(self, noise_labels: Tensor, class_labels: Optional[Tensor] = None,
+              augment_labels: Optional[Tensor] = None, batch: Optional[int] = None) -> Tensor:
         """The block embedding ``silu(map_layer1(silu(map_layer0(swap(map_noise(c_noise)) + labels))))``."""
-        emb = swap_halves(self.map_noise(noise_labels))
-        if self.map_label is not None:
-            if class_labels is None:
-                class_labels = torch.zeros(1, self.label_dim, device=emb.device)
-            labels = class_labels.to(emb.dtype)
-            if self.training and self.label_dropout:
-                keep = torch.rand(labels.shape[0], 1, device=labels.device) >= self.label_dropout
+        emb = swap_halves(self.map_noise(noise_labels.reshape(-1)))
+        if self.label_dim:
+            labels = emb.new_zeros(emb.shape[0], self.label_dim) if class_labels is None else class_labels
+            if self.label_dropout and self.training:
+                keep = torch.rand([labels.shape[0], 1], device=labels.device) >= self.label_dropout
                 labels = labels * keep.to(labels.dtype)
             emb = emb + self.map_label(labels * math.sqrt(self.label_dim))
         if self.map_augment is not None and augment_labels is not None:
-            emb = emb + self.map_augment(augment_labels.to(emb.dtype))
+            emb = emb + self.map_augment(augment_labels)
         emb = F.silu(self.map_layer1(F.silu(self.map_layer0(emb))))
-        if batch is not None and emb.shape[0] == 1 and batch != 1:
+        if batch is not None and emb.shape[0] != batch:  # one noise level for the whole batch
             emb = emb.expand(batch, -1)
         return emb
 
-    def forward(self,
-                x: Tensor,
-                noise_labels: Tensor,
-                class_labels: Optional[Tensor] = None,
-                augment_labels: Optional[Tensor] = None,
-                step_condition: Optional[Union[int, float, Tensor]] = None,
+    def _embed_steps(self, step_condition, batch: int, device) -> Optional[Tensor]:
+        """SFD-v: ``silu(map_step_layer1(silu(map_step_layer0(swap(map_step(n))))))`` or None."""
+        if step_condition is None:
+            return None
+        if not self.use_step_condition:
+            raise ValueError('step_condition was given, but this SongUNet was built with use_step_condition=False')
+        steps = swap_halves(self.map_step(step_labels(step_condition, batch, device)))
+        return F.silu(self.map_step_layer1(F.silu(self.map_step_layer0(steps))))
+
+    def _join_skip(self, h: Tensor, skip: Tensor, t: Tensor) -> Tensor:
+        """Concatenate the decoder input with its skip; ShakeDrop weights them by 2 phi(t) and 2 (1 - phi(t))."""
+        if self.prior_shakedrop:
+            phi_t = (self.phi + t * (1 - 2 * self.phi)).reshape(-1, 1, 1, 1).to(h.dtype)
+            h, skip = h * (2 * phi_t), skip * (2 * (1 - phi_t))
+        return torch.cat([h, skip], dim=1)
+
+    def forward(self, x: Tensor, noise_labels: Tensor, class_labels: Optional[Tensor] = None,
+                augment_labels: Optional[Tensor] = None, step_condition: Optional[Union[int, float, Tensor]] = None,
                 return_features: bool = False):
         """Return the network output (N, out_channels, H, W); with ``return_features`` also the last decoder
         feature (the input of the output head, CUD's ``MetaGenerator`` heads read it)."""
-        noise_labels = torch.as_tensor(noise_labels, device=x.device).reshape(-1)
-        emb = self.embed(noise_labels, class_labels, augment_labels, x.shape[0])
-        step_emb = None
-        if self.use_step_condition and step_condition is not None:
-            s = swap_halves(self.map_step(step_labels(step_condition, x.shape[0], x.device)))
-            step_emb = F.silu(self.map_step_layer1(F.silu(self.map_step_layer0(s))))
+        emb = self.embed(noise_labels, class_labels, augment_labels, batch=x.shape[0])
+        step_emb = self._embed_steps(step_condition, x.shape[0], x.device)
 
-        skips, aux = [], x
-        for name, block in self.enc.items():
-            if 'aux_down' in name:
-                aux = block(aux)
-            elif 'aux_skip' in name:
-                x = skips[-1] = x + block(aux)
-            elif 'aux_residual' in name:
-                x = skips[-1] = aux = (x + block(aux)) / math.sqrt(2)
-            elif isinstance(block, UNetBlock):
-                x = block(x, emb, step_emb)
-                skips.append(x)
+        stack, image = [], x  # image: the progressive-input path of the skip / residual encoders
+        for key, layer in self.enc.items():
+            kind = layer_kind(key)
+            if kind == 'aux_down':
+                image = layer(image)
+            elif kind == 'aux_skip':
+                x = stack[-1] = x + layer(image)
+            elif kind == 'aux_residual':
+                x = stack[-1] = image = (x + layer(image)) / math.sqrt(2)
             else:
-                x = block(x)
-                skips.append(x)
+                x = layer(x) if kind == 'conv' else layer(x, emb, step_emb)
+                stack.append(x)
 
-        if self.prior_shakedrop:
-            phi_t = (self.phi + noise_labels * (1 - 2 * self.phi)).to(x.dtype).reshape(-1, 1, 1, 1)
-            pos, neg = 2 * phi_t, 2 * (1 - phi_t)
-        out, tmp = None, None
-        for name, block in self.dec.items():
-            if 'aux_up' in name:
-                out = block(out)
-            elif 'aux_norm' in name:
-                tmp = block(x)
-            elif 'aux_conv' in name:
-                tmp = block(F.silu(tmp))
-                out = tmp if out is None else tmp + out
+        out = head = None  # out: the (progressively upsampled) output image; head: the output head's features
+        for key, layer in self.dec.items():
+            kind = layer_kind(key)
+            if kind == 'aux_up':
+                out = layer(out)
+            elif kind == 'aux_norm':
+                head = layer(x)
+            elif kind == 'aux_conv':
+                head = layer(F.silu(head))
+                out = head if out is None else head + out
             else:
-                if '_block' in name:
-                    skip = skips.pop()
-                    x = torch.cat([x * pos, skip * neg] if self.prior_shakedrop else [x, skip], dim=1)
-                x = block(x, emb, step_emb)
+                if kind == 'block':
+                    x = self._join_skip(x, stack.pop(), noise_labels)
+                x = layer(x, emb, step_emb)
         return (out, x) if return_features else out

@@ -14,17 +14,11 @@ from typing import Optional
 from mmengine.config import Config
 from torch import nn
 
-from kdm.diffusion import Denoiser, DiscreteDenoiser, FlowDenoiser
+from kdm.diffusion import Denoiser
 from kdm.registry import MODELS, TEACHERS
 from .common import TeacherLoadError, check_state_dict, freeze, require_file
 
 __all__ = ['read_kdm_checkpoint', 'build_from_checkpoint', 'load_kdm']
-
-# The adapters must be buildable from a config to rebuild converted ADM / flow teachers.
-for _cls in (DiscreteDenoiser, FlowDenoiser):
-    if _cls.__name__ not in MODELS.module_dict:
-        MODELS.register_module(module=_cls)
-
 
 def read_kdm_checkpoint(path: str) -> dict:
     """Load a kdm / MMEngine checkpoint safely (``weights_only=True`` with MMEngine's own globals only)."""

@@ -1,0 +1,270 @@
+#!/usr/bin/env python
+# Copyright (c) kdm contributors. Licensed under the Apache License 2.0.
+"""The quickstart (``make demo``): kdm end to end on a CPU in minutes, on real handwritten digits.
+
+Stages (each is skipped when its output already exists, so a second run only re-scores):
+
+1. train the digits classifier that serves as the metric detector (``tools/train_detector.py``);
+2. train the teachers: an EDM-formulation class-conditional denoiser (``configs/quickstart/teacher_edm_cond.py``)
+   and the ADM-style discrete teacher that DKDM distils (``configs/quickstart/teacher_adm.py``);
+3. distil with every method available (``configs/quickstart/<method>.py``);
+4. sample every model from the same per-image seeds, score it (Frechet distance in the classifier's feature
+   space against the held-out digits, class accuracy of conditional samples), and write
+   ``<work-dir>/grid.png`` (one row per model: the teacher at full NFE, each student at its NFE) and
+   ``<work-dir>/metrics.md`` / ``metrics.json``; the table is also printed.
+
+    python tools/quickstart.py [--work-dir work_dirs/demo] [--num-samples 500] [--only teacher,dkdm]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+@dataclass
+class Train:
+    """A training stage: ``tools/train.py config`` into ``<work-dir>/<name>``; ``needs`` maps config keys to the
+    final checkpoint of an earlier stage."""
+    name: str
+    config: str
+    needs: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    """One evaluated model: a row of the table and of the grid."""
+    title: str
+    stage: str
+    nfe: int
+    options: Dict[str, object] = field(default_factory=dict)
+    role: str = 'student'
+
+
+# Every method issue adds its stage and its row here (and its config under configs/quickstart/).
+STAGES = [
+    Train('teacher', 'configs/quickstart/teacher_edm_cond.py'),
+    Train('adm_teacher', 'configs/quickstart/teacher_adm.py'),
+    Train('dkdm', 'configs/quickstart/dkdm.py', needs={'model.teacher.path': 'adm_teacher'}),
+]
+ROWS = [
+    Row('EDM teacher, Heun 18 steps', 'teacher', 35, {'model.num_steps': 18}, role='teacher'),
+    Row('EDM teacher, Euler 4 steps', 'teacher', 4, {'model.solver': 'euler', 'model.num_steps': 4},
+        role='teacher'),
+    Row('ADM teacher, 50 ancestral steps', 'adm_teacher', 50, role='teacher'),
+    Row('DKDM student (data-free), 50 ancestral steps', 'dkdm', 50),
+]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='kdm quickstart on the handwritten digits (CPU, minutes)')
+    p.add_argument('--work-dir', default='work_dirs/demo')
+    p.add_argument('--num-samples', type=int, default=500, help='generated images per model for the metrics')
+    p.add_argument('--only', help='comma list of stages to run (default: all); later stages need earlier ones')
+    p.add_argument('--cfg-options', nargs='*', default=[], help='overrides passed to every training stage')
+    p.add_argument('--jobs', type=int, default=2, help='stages trained side by side (one CPU thread each)')
+    return p.parse_args(argv)
+
+
+def say(msg: str) -> None:
+    print(f'[kdm quickstart] {msg}', flush=True)
+
+
+def final_checkpoint(config: str, work_dir: str) -> str:
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    return osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+
+
+PROGRESS = re.compile(r'Iter\(train\)|^epoch \d|^wrote |[Ee]rror|Traceback|[Pp]ool')
+
+
+def start_logged(name: str, cmd: List[str]) -> subprocess.Popen:
+    """Start a stage as a single-threaded subprocess (stages run side by side on the cores); its progress lines
+    (MMEngine's iteration log, the tools' own summaries) are echoed with the stage name."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1',
+               MKL_NUM_THREADS='1')
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            bufsize=1)
+    proc.stage, proc.tail = name, []
+
+    def pump():
+        for line in proc.stdout:
+            proc.tail = (proc.tail + [line])[-40:]
+            if PROGRESS.search(line):
+                print(f'    [{name}] ' + line.rstrip()[-150:], flush=True)
+
+    proc.pump = threading.Thread(target=pump, daemon=True)
+    proc.pump.start()
+    return proc
+
+
+def stage_command(stage: Train, work_dir: str, done: Dict[str, str], extra: List[str]) -> List[str]:
+    options = [f'{key}={done[dep]}' for key, dep in stage.needs.items()] + list(extra)
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, stage.config), '--work-dir',
+           osp.join(work_dir, stage.name)]
+    return cmd + (['--cfg-options', *options] if options else [])
+
+
+def run_stages(work_dir: str, extra: List[str], only: Optional[set], jobs: int, timings: dict) -> Dict[str, str]:
+    """Train the detector and every stage, up to ``jobs`` at a time, each after the stages it needs; a stage whose
+    output exists is reused."""
+    done: Dict[str, str] = {}
+    detector = osp.join(work_dir, 'detector', 'digits_classifier.pth')
+    pending = [Train('detector', '')] + list(STAGES)
+    running: Dict[str, tuple] = {}
+    while pending or running:
+        for stage in list(pending):
+            if len(running) >= jobs or any(dep not in done for dep in stage.needs.values()):
+                continue
+            pending.remove(stage)
+            if stage.name == 'detector':
+                out = detector
+                cmd = [sys.executable, osp.join(ROOT, 'tools', 'train_detector.py'), '--out', detector]
+            else:
+                out = final_checkpoint(stage.config, osp.join(work_dir, stage.name))
+                cmd = stage_command(stage, work_dir, done, extra)
+            if osp.isfile(out):
+                say(f'{stage.name}: reusing {out}')
+                done[stage.name] = out
+                continue
+            if only is not None and stage.name not in only and stage.name != 'detector':
+                continue
+            say(f'{stage.name}: starting ' + (stage.config or 'tools/train_detector.py'))
+            running[stage.name] = (start_logged(stage.name, cmd), out, time.time())
+        for name, (proc, out, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            proc.pump.join()
+            if proc.returncode != 0:
+                sys.stderr.write(''.join(proc.tail))
+                raise SystemExit(f'[kdm quickstart] stage {name} failed (exit {proc.returncode})')
+            timings[name] = time.time() - t0
+            say(f'{name}: finished in {timings[name]:.0f} s')
+            done[name] = out
+            del running[name]
+        if running:
+            time.sleep(0.5)
+        elif pending and all(any(d not in done for d in s.needs.values()) for s in pending):
+            say(f'skipping {[s.name for s in pending]}: a stage they need was not trained')
+            break
+    return done
+
+
+def evaluate(rows: List[Row], stages: Dict[str, Train], done: Dict[str, str], detector_path: str, n: int,
+             timings: dict) -> List[dict]:
+    import torch
+
+    from kdm.apis import generate, load_model
+    from kdm.datasets import DigitsDataset
+    from kdm.evaluation.detectors import DigitsClassifier
+    from kdm.evaluation.fid import fid_from_features
+    detector = DigitsClassifier(weights=detector_path).eval()
+
+    def feats(images):
+        return detector(images)
+
+    test, train = DigitsDataset(split='test'), DigitsDataset(split='train')
+    real = feats(torch.stack([test.get_uint8(i) for i in range(len(test))]))['pool']
+    train_real = feats(torch.stack([train.get_uint8(i) for i in range(min(n, len(train)))]))['pool']
+    noise = torch.randint(0, 256, (n, 1, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    results = [
+        dict(model='real digits (training split)', params='', nfe='', fd=fid_from_features(train_real, real),
+             accuracy=None, role='reference', grid=None),
+        dict(model='uniform noise images', params='', nfe='', fd=fid_from_features(feats(noise)['pool'], real),
+             accuracy=None, role='reference', grid=None),
+    ]
+    for row in rows:
+        if row.stage not in done:
+            continue
+        model = load_model(osp.join(ROOT, stages[row.stage].config), done[row.stage], cfg_options=row.options)
+        conditional = model.label_dim > 0
+        labels = [i % 10 for i in range(n)] if conditional else None
+        t0 = time.time()
+        images = generate(model, seeds=range(n), labels=labels, batch_size=250)
+        sample_time = time.time() - t0
+        out = feats(images)
+        acc = None
+        if conditional:
+            acc = float((out['logits'].argmax(1) == torch.tensor(labels)).double().mean())
+        params = sum(p.numel() for p in model.get_net(None).parameters())
+        grid = images[:10]
+        say(f'{row.title}: FD {fid_from_features(out["pool"], real):.2f}'
+            + (f', accuracy {acc:.3f}' if acc is not None else '') + f' ({sample_time:.1f} s for {n} samples)')
+        results.append(dict(model=row.title, params=params, nfe=row.nfe, fd=fid_from_features(out['pool'], real),
+                            accuracy=acc, role=row.role, grid=grid, train_seconds=timings.get(row.stage),
+                            sample_seconds=sample_time))
+    return results
+
+
+def write_grid(results: List[dict], path: str) -> None:
+    """One labelled row of ten images per model (digits 0-9 for conditional models)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    rows = [r for r in results if r['grid'] is not None]
+    scale, label_w = 4, 330
+    cell = 16 * scale + 2
+    canvas = Image.new('RGB', (label_w + 10 * cell, len(rows) * cell + 4), 'white')
+    draw = ImageDraw.Draw(canvas)
+    for i, r in enumerate(rows):
+        y = i * cell + 2
+        draw.text((4, y + cell // 2 - 6), f"{r['model']} ({r['nfe']} NFE)", fill='black')
+        for j, img in enumerate(r['grid']):
+            tile = Image.fromarray(img[0].numpy().astype(np.uint8), 'L').resize((16 * scale, 16 * scale),
+                                                                                  Image.NEAREST)
+            canvas.paste(tile, (label_w + j * cell, y))
+    canvas.save(path)
+
+
+def write_table(results: List[dict], n: int, detector_path: str, work_dir: str) -> str:
+    from terminaltables import AsciiTable
+    header = ['model', 'parameters', 'NFE', 'FD (classifier)', 'class accuracy', 'train time (s)']
+    body = []
+    for r in results:
+        body.append([r['model'], f"{r['params']:,}" if r['params'] else '', str(r['nfe']), f"{r['fd']:.2f}",
+                     '' if r['accuracy'] is None else f"{100 * r['accuracy']:.1f} %",
+                     '' if not r.get('train_seconds') else f"{r['train_seconds']:.0f}"])
+    table = AsciiTable([header] + body, title=' kdm quickstart: 16x16 digits ').table
+    protocol = (f'{n} samples per model from seeds 0-{n - 1} (conditional models: class = seed % 10); FD of the '
+                f'64-d penultimate features of the digits classifier {detector_path} against the 359 held-out '
+                'test digits; EMA weights.')
+    md = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    md += ['| ' + ' | '.join(c or '' for c in row) + ' |' for row in body]
+    with open(osp.join(work_dir, 'metrics.md'), 'w') as f:
+        f.write('# kdm quickstart\n\n' + '\n'.join(md) + f'\n\n{protocol}\n\n![grid](grid.png)\n')
+    with open(osp.join(work_dir, 'metrics.json'), 'w') as f:
+        json.dump([{k: v for k, v in r.items() if k != 'grid'} for r in results], f, indent=2)
+    return table + '\n' + protocol
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    work_dir = osp.abspath(args.work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    only = set(args.only.split(',')) if args.only else None
+    timings_path = osp.join(work_dir, 'timings.json')
+    timings = json.load(open(timings_path)) if osp.isfile(timings_path) else {}
+    t_start = time.time()
+    done = run_stages(work_dir, args.cfg_options, only, args.jobs, timings)
+    with open(timings_path, 'w') as f:
+        json.dump(timings, f, indent=2)
+    say(f'scoring the models with {args.num_samples} samples each')
+    results = evaluate(ROWS, {s.name: s for s in STAGES}, done, done['detector'], args.num_samples, timings)
+    write_grid(results, osp.join(work_dir, 'grid.png'))
+    print(write_table(results, args.num_samples, done['detector'], work_dir))
+    say(f'done in {time.time() - t_start:.0f} s: {osp.join(work_dir, "grid.png")}, '
+        f'{osp.join(work_dir, "metrics.md")}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
