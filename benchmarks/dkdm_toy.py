@@ -47,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument('--synthetic-steps', default='100', help='sampler steps of the synthetic dataset (paper: 100)')
     p.add_argument('--threads', type=int, default=None, help='OMP threads of each stage (default: all cores)')
     p.add_argument('--force', action='store_true', help='redo the DKDM and baseline stages and the evaluation')
+    p.add_argument('--parallel', action='store_true',
+                   help='train DKDM while the synthetic set is sampled and the baseline trained (2+ cores)')
     return p.parse_args(argv)
 
 
@@ -88,6 +90,7 @@ def main(argv=None) -> int:
     if args.threads:
         env['OMP_NUM_THREADS'] = str(args.threads)
     times = {}
+    t_start = time.time()
 
     def stage(name, output, cmd, always=False):
         if osp.exists(osp.join(ROOT, output)) and not (always and args.force):
@@ -103,18 +106,45 @@ def main(argv=None) -> int:
     stage('detector', DETECTOR, ['tools/train_detector.py', '--out', DETECTOR])
     n_real = 1438  # DigitsDataset(split='train') with the default split
     synthetic = f'{args.work_dir}/teacher_samples/samples_{n_real}x16x16x1.npz'
-    stage('synthetic', synthetic, ['tools/sample.py', TEACHER_CFG, teacher, '--seeds', f'0-{n_real - 1}', '--no-png',
-                                   '--grid', '64', '--outdir', f'{args.work_dir}/teacher_samples', '--cfg-options',
-                                   f'model.sample_steps={args.synthetic_steps}'])
-    common = ['--cfg-options', f'train_cfg.max_iters={args.iters}', f'model.teacher.path={teacher}',
-              f'default_hooks.checkpoint.interval={args.iters}']
     dkdm_ckpt = f'{args.work_dir}/dkdm/iter_{args.iters}.pth'
-    stage('dkdm', dkdm_ckpt, ['tools/train.py', DKDM_CFG, '--work-dir', f'{args.work_dir}/dkdm', *common], True)
     base_ckpt = f'{args.work_dir}/baseline/iter_{args.iters}.pth'
-    stage('baseline', base_ckpt, ['tools/train.py', BASELINE_CFG, '--work-dir', f'{args.work_dir}/baseline',
-                                  '--cfg-options', f'train_cfg.max_iters={args.iters}',
-                                  f'train_dataloader.dataset.path={synthetic}',
-                                  f'default_hooks.checkpoint.interval={args.iters}'], True)
+
+    def baseline_chain():
+        stage('synthetic', synthetic, ['tools/sample.py', TEACHER_CFG, teacher, '--seeds', f'0-{n_real - 1}',
+                                       '--no-png', '--grid', '64', '--outdir', f'{args.work_dir}/teacher_samples',
+                                       '--cfg-options', f'model.sample_steps={args.synthetic_steps}'])
+        stage('baseline', base_ckpt, ['tools/train.py', BASELINE_CFG, '--work-dir', f'{args.work_dir}/baseline',
+                                      '--cfg-options', f'train_cfg.max_iters={args.iters}',
+                                      f'train_dataloader.dataset.path={synthetic}',
+                                      f'default_hooks.checkpoint.interval={args.iters}', 'custom_hooks=[]'], True)
+
+    def dkdm_chain():
+        stage('dkdm', dkdm_ckpt, ['tools/train.py', DKDM_CFG, '--work-dir', f'{args.work_dir}/dkdm', '--cfg-options',
+                                  f'train_cfg.max_iters={args.iters}', f'model.teacher.path={teacher}',
+                                  f'default_hooks.checkpoint.interval={args.iters}', 'custom_hooks=[]'], True)
+
+    if args.parallel:
+        import threading
+        errors = []
+
+        def guarded(fn):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - re-raised in the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=guarded, args=(fn, )) for fn in (dkdm_chain, baseline_chain)]
+        start = time.time()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise errors[0]
+        times['training (parallel)'] = time.time() - start
+    else:
+        baseline_chain()
+        dkdm_chain()
     teacher_opt = ['--cfg-options', f'model.teacher.path={teacher}']
     evals = dict(teacher=(DKDM_CFG, dkdm_ckpt, ['--ema', 'teacher', *teacher_opt]),
                  dkdm=(DKDM_CFG, dkdm_ckpt, teacher_opt), baseline=(BASELINE_CFG, base_ckpt, []))
@@ -143,6 +173,9 @@ def main(argv=None) -> int:
     md.append(f"FD(DKDM) / FD(teacher) = {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'}); "
               f"DKDM {'beats' if fd['dkdm'] < fd['baseline'] else 'does NOT beat'} the data-free baseline "
               f"({fd['dkdm']:.3f} vs {fd['baseline']:.3f}).")
+    md.append('')
+    md.append('Stage wall times (s): ' + ', '.join(f'{k} {v:.0f}' for k, v in times.items()) +
+              f'; total {time.time() - t_start:.0f}.')
     text = '\n'.join(md)
     print(text)
     with open(osp.join(wd, 'results.json'), 'w') as f:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +25,12 @@ def run_tool(args, cwd, timeout=240, check=True, **env) -> subprocess.CompletedP
     if check and proc.returncode != 0:
         raise AssertionError(f'{args} failed with {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
     return proc
+
+
+def pytest_configure(config):
+    # Tiny networks gain nothing from a second thread, and OpenMP threads that wait for a busy core make a loaded
+    # machine (CI neighbours, parallel jobs) tens of times slower. Subprocesses get OMP_NUM_THREADS=1 (tool_env).
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

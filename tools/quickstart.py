@@ -50,6 +50,19 @@ class Row:
     role: str = 'student'
 
 
+# `--smoke`: the same pipeline in miniature (2 iterations, tiny networks, few samples) for the test suite.
+SMOKE_COMMON = ['train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2', 'custom_hooks=[]',
+                'train_dataloader.batch_size=8']
+SMOKE = {
+    'detector': ['--epochs', '1'],
+    'teacher': SMOKE_COMMON + ['model.net.model.model_channels=4', 'model.num_steps=2'],
+    'adm_teacher': SMOKE_COMMON + ['model.net.channel_mult=(1,)', 'model.net.attention_resolutions=()',
+                                   'model.sample_steps=2'],
+    'dkdm': SMOKE_COMMON + ['train_dataloader.batch_size=4', 'model.batch_size=4', 'model.rho=0.2',
+                            'model.timestep_respacing=10', 'model.prepare_batch_size=8', 'model.sample_steps=2',
+                            'model.student.channel_mult=(1,)', 'model.student.attention_resolutions=()'],
+}
+
 # Every method issue adds its stage and its row here (and its config under configs/quickstart/).
 STAGES = [
     Train('teacher', 'configs/quickstart/teacher_edm_cond.py'),
@@ -72,6 +85,7 @@ def parse_args(argv=None):
     p.add_argument('--only', help='comma list of stages to run (default: all); later stages need earlier ones')
     p.add_argument('--cfg-options', nargs='*', default=[], help='overrides passed to every training stage')
     p.add_argument('--jobs', type=int, default=2, help='stages trained side by side (one CPU thread each)')
+    p.add_argument('--smoke', action='store_true', help='a miniature of the pipeline (seconds; for tests)')
     return p.parse_args(argv)
 
 
@@ -79,13 +93,22 @@ def say(msg: str) -> None:
     print(f'[kdm quickstart] {msg}', flush=True)
 
 
-def final_checkpoint(config: str, work_dir: str) -> str:
+def parse_options(options: List[str]) -> dict:
+    """``['a.b=1', 'c=(1,2)']`` -> ``{'a.b': 1, 'c': (1, 2)}``, exactly as ``--cfg-options`` parses them."""
+    from mmengine.config import DictAction
+    namespace = argparse.Namespace()
+    DictAction(option_strings=[], dest='options')(None, namespace, list(options))
+    return namespace.options
+
+
+def final_checkpoint(config: str, work_dir: str, options: List[str] = ()) -> str:
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.merge_from_dict(parse_options(options))
     return osp.join(work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
 
 
-PROGRESS = re.compile(r'Iter\(train\)|^epoch \d|^wrote |[Ee]rror|Traceback|[Pp]ool')
+PROGRESS = re.compile(r'Iter\(train\)|^epoch \d|^wrote |Traceback|\w+Error: |kdm: error|DKDM: preparing')
 
 
 def start_logged(name: str, cmd: List[str]) -> subprocess.Popen:
@@ -108,14 +131,14 @@ def start_logged(name: str, cmd: List[str]) -> subprocess.Popen:
     return proc
 
 
-def stage_command(stage: Train, work_dir: str, done: Dict[str, str], extra: List[str]) -> List[str]:
-    options = [f'{key}={done[dep]}' for key, dep in stage.needs.items()] + list(extra)
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, stage.config), '--work-dir',
-           osp.join(work_dir, stage.name)]
-    return cmd + (['--cfg-options', *options] if options else [])
+def stage_options(stage: Train, done: Dict[str, str], extra: List[str], smoke: bool) -> List[str]:
+    """The ``--cfg-options`` of a stage: its dependencies' checkpoints, the smoke overrides, the user's."""
+    return ([f'{key}={done[dep]}' for key, dep in stage.needs.items()] + (SMOKE.get(stage.name, []) if smoke else [])
+            + list(extra))
 
 
-def run_stages(work_dir: str, extra: List[str], only: Optional[set], jobs: int, timings: dict) -> Dict[str, str]:
+def run_stages(work_dir: str, extra: List[str], only: Optional[set], jobs: int, timings: dict,
+               smoke: bool = False) -> Dict[str, str]:
     """Train the detector and every stage, up to ``jobs`` at a time, each after the stages it needs; a stage whose
     output exists is reused."""
     done: Dict[str, str] = {}
@@ -130,9 +153,12 @@ def run_stages(work_dir: str, extra: List[str], only: Optional[set], jobs: int, 
             if stage.name == 'detector':
                 out = detector
                 cmd = [sys.executable, osp.join(ROOT, 'tools', 'train_detector.py'), '--out', detector]
+                cmd += SMOKE['detector'] if smoke else []
             else:
-                out = final_checkpoint(stage.config, osp.join(work_dir, stage.name))
-                cmd = stage_command(stage, work_dir, done, extra)
+                options = stage_options(stage, done, extra, smoke)
+                out = final_checkpoint(stage.config, osp.join(work_dir, stage.name), options)
+                cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), osp.join(ROOT, stage.config),
+                       '--work-dir', osp.join(work_dir, stage.name)] + (['--cfg-options', *options] if options else [])
             if osp.isfile(out):
                 say(f'{stage.name}: reusing {out}')
                 done[stage.name] = out
@@ -161,7 +187,7 @@ def run_stages(work_dir: str, extra: List[str], only: Optional[set], jobs: int, 
 
 
 def evaluate(rows: List[Row], stages: Dict[str, Train], done: Dict[str, str], detector_path: str, n: int,
-             timings: dict) -> List[dict]:
+             timings: dict, extra: List[str] = (), smoke: bool = False) -> List[dict]:
     import torch
 
     from kdm.apis import generate, load_model
@@ -178,15 +204,17 @@ def evaluate(rows: List[Row], stages: Dict[str, Train], done: Dict[str, str], de
     train_real = feats(torch.stack([train.get_uint8(i) for i in range(min(n, len(train)))]))['pool']
     noise = torch.randint(0, 256, (n, 1, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     results = [
-        dict(model='real digits (training split)', params='', nfe='', fd=fid_from_features(train_real, real),
-             accuracy=None, role='reference', grid=None),
-        dict(model='uniform noise images', params='', nfe='', fd=fid_from_features(feats(noise)['pool'], real),
-             accuracy=None, role='reference', grid=None),
+        dict(model=name, params='', nfe='', fd=fid_from_features(f, real, method='eigen'), accuracy=None,
+             role='reference', grid=None)
+        for name, f in (('real digits (training split)', train_real), ('uniform noise images', feats(noise)['pool']))
     ]
     for row in rows:
         if row.stage not in done:
             continue
-        model = load_model(osp.join(ROOT, stages[row.stage].config), done[row.stage], cfg_options=row.options)
+        stage = stages[row.stage]
+        options = parse_options(stage_options(stage, done, extra, smoke))
+        options.update(row.options if not smoke else {})
+        model = load_model(osp.join(ROOT, stage.config), done[row.stage], cfg_options=options)
         conditional = model.label_dim > 0
         labels = [i % 10 for i in range(n)] if conditional else None
         t0 = time.time()
@@ -198,9 +226,10 @@ def evaluate(rows: List[Row], stages: Dict[str, Train], done: Dict[str, str], de
             acc = float((out['logits'].argmax(1) == torch.tensor(labels)).double().mean())
         params = sum(p.numel() for p in model.get_net(None).parameters())
         grid = images[:10]
-        say(f'{row.title}: FD {fid_from_features(out["pool"], real):.2f}'
+        fd = fid_from_features(out['pool'], real, method='eigen')
+        say(f'{row.title}: FD {fd:.2f}'
             + (f', accuracy {acc:.3f}' if acc is not None else '') + f' ({sample_time:.1f} s for {n} samples)')
-        results.append(dict(model=row.title, params=params, nfe=row.nfe, fd=fid_from_features(out['pool'], real),
+        results.append(dict(model=row.title, params=params, nfe=row.nfe, fd=fd,
                             accuracy=acc, role=row.role, grid=grid, train_seconds=timings.get(row.stage),
                             sample_seconds=sample_time))
     return results
@@ -254,13 +283,15 @@ def main(argv=None) -> int:
     timings_path = osp.join(work_dir, 'timings.json')
     timings = json.load(open(timings_path)) if osp.isfile(timings_path) else {}
     t_start = time.time()
-    done = run_stages(work_dir, args.cfg_options, only, args.jobs, timings)
+    done = run_stages(work_dir, args.cfg_options, only, args.jobs, timings, args.smoke)
     with open(timings_path, 'w') as f:
         json.dump(timings, f, indent=2)
-    say(f'scoring the models with {args.num_samples} samples each')
-    results = evaluate(ROWS, {s.name: s for s in STAGES}, done, done['detector'], args.num_samples, timings)
+    n = 20 if args.smoke else args.num_samples
+    say(f'scoring the models with {n} samples each')
+    results = evaluate(ROWS, {s.name: s for s in STAGES}, done, done['detector'], n, timings, args.cfg_options,
+                       args.smoke)
     write_grid(results, osp.join(work_dir, 'grid.png'))
-    print(write_table(results, args.num_samples, done['detector'], work_dir))
+    print(write_table(results, n, done['detector'], work_dir))
     say(f'done in {time.time() - t_start:.0f} s: {osp.join(work_dir, "grid.png")}, '
         f'{osp.join(work_dir, "metrics.md")}')
     return 0

@@ -44,8 +44,8 @@ class UInt8ImageDataset(Dataset):
     metainfo: Dict
 
     def get_uint8(self, idx: int) -> torch.Tensor:
-        """The stored pixels of image ``idx``: uint8 (C, H, W)."""
-        raise NotImplementedError
+        """The stored pixels of image ``idx``: uint8 (C, H, W). Abstract: every dataset implements it."""
+        raise NotImplementedError(f'{type(self).__name__} must implement get_uint8 (abstract)')
 
     def get_label(self, idx: int) -> int:
         """The class of image ``idx``, -1 when the dataset is unlabelled."""

@@ -26,7 +26,8 @@ def parse_seeds(seeds: Union[str, int, Sequence[int]]) -> List[int]:
                 lo_i = int(lo)
                 hi_i = int(hi) if sep else lo_i
             except ValueError:
-                raise ValueError(f"bad seed range '{part}' in '{seeds}': use e.g. '0-49999' or '0-9,20,30-39'") from None
+                raise ValueError(f"bad seed range '{part}' in '{seeds}': "
+                                 "use e.g. '0-49999' or '0-9,20,30-39'") from None
             if hi_i < lo_i:
                 raise ValueError(f"bad seed range '{part}': the end is smaller than the start")
             out.extend(range(lo_i, hi_i + 1))

@@ -46,8 +46,11 @@ class _EDMWrapper(Denoiser):
         self.model = build_network(model)
 
     def coefficients(self, sigma: Tensor):
-        """``(c_skip, c_out, c_in, c_noise)`` for sigma of shape (N, 1, ..., 1); c_noise has shape (N,)."""
-        raise NotImplementedError
+        """``(c_skip, c_out, c_in, c_noise)`` for sigma of shape (N, 1, ..., 1); c_noise has shape (N,).
+
+        Abstract: each preconditioning (EDM, VP, VE, iDDPM) implements its Table 1 row.
+        """
+        raise NotImplementedError(f'{type(self).__name__} must implement coefficients (abstract)')
 
     def denoise(self, x: Tensor, sigma: Tensor, cond: Optional[Tensor], force_fp32: bool = False,
                 **model_kwargs) -> Tensor:

@@ -150,10 +150,12 @@ class DetectorMetric(BaseMetric):
         self.accumulate(feats, self.sample_ints(data_samples, 'seed'), self.sample_ints(data_samples, 'label'))
 
     def accumulate(self, feats: Dict[str, Tensor], seeds: Tensor, labels: Tensor) -> None:
-        raise NotImplementedError
+        """Abstract: add one batch of detector features to the metric's state."""
+        raise NotImplementedError(f'{type(self).__name__} must implement accumulate (abstract)')
 
-    def compute_metrics(self, results: list) -> dict:  # BaseMetric's abstract method; evaluate is overridden
-        raise NotImplementedError
+    def compute_metrics(self, results: list) -> dict:
+        """Not used: :meth:`evaluate` is overridden (it reduces feature statistics across ranks itself)."""
+        raise RuntimeError(f'{type(self).__name__}.compute_metrics is not used; call evaluate()')
 
     # ---------------------------------------------------------------- the real side
     def _real_key(self, kind: str, names: Sequence[str]) -> tuple:
@@ -314,7 +316,8 @@ class StatsMetric(DetectorMetric):
         return None
 
     def compute_from_stats(self, real, count: int) -> dict:
-        raise NotImplementedError
+        """Abstract: the metric values from the reduced statistics and the reference."""
+        raise NotImplementedError(f'{type(self).__name__} must implement compute_from_stats (abstract)')
 
 
 class GatherMetric(DetectorMetric):
@@ -361,5 +364,6 @@ class GatherMetric(DetectorMetric):
         return None
 
     def compute_from_features(self, fake: Dict[str, np.ndarray], real) -> dict:
-        raise NotImplementedError
+        """Abstract: the metric values from the gathered fake features and the reference."""
+        raise NotImplementedError(f'{type(self).__name__} must implement compute_from_features (abstract)')
 

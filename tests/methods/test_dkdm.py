@@ -195,7 +195,7 @@ class _Linear(nn.Module):
         return torch.cat([eps, v], dim=1)
 
 
-def _hand_loss(betas, teacher, student, x, t):
+def _hand_loss(betas, teacher, student, x, t, student_clip=False):
     """spec 3.1 written out with the closed-form posterior of a 2-step chain, float64 numpy."""
     b = np.asarray(betas, np.float64)
     abar = np.cumprod(1 - b)
@@ -219,7 +219,7 @@ def _hand_loss(betas, teacher, student, x, t):
             return eps, c1[k] * x0 + c2[k] * x[i], frac * np.log(b[k]) + (1 - frac) * log_post[k]
 
         eps_t, mu_t, lv_t = reverse(teacher, True)
-        eps_s, mu_s, lv_s = reverse(student, False)
+        eps_s, mu_s, lv_s = reverse(student, student_clip)
         mse = np.mean((eps_t - eps_s)**2)
         kl = 0.5 * (-1 + lv_s - lv_t + np.exp(lv_t - lv_s) + (mu_t - mu_s)**2 * np.exp(-lv_s))
         total.append(mse + np.mean(kl) / math.log(2))
@@ -238,8 +238,15 @@ def test_loss_equals_hand_computation_on_a_two_step_diffusion():
         t = torch.full((3, ), k)
         t_out = teacher.diffusion.p_sample(t_net(x, t).detach(), x, t, clip_denoised=True)
         assert (t_out['pred_xstart_unclipped'].abs() > 1).any()
-        terms = dkdm_loss(s_net(x, t), t_out, x, t, diffusion)
-        assert terms['loss'].mean().item() == pytest.approx(_hand_loss(betas, t_net, s_net, x, t), rel=1e-10)
+        for clip in (False, True):  # the reference (quirk 6) and student_clip_denoised=True
+            terms = dkdm_loss(s_net(x, t), t_out, x, t, diffusion, student_clip_denoised=clip)
+            expected = _hand_loss(betas, t_net, s_net, x, t, student_clip=clip)
+            assert terms['loss'].mean().item() == pytest.approx(expected, rel=1e-10)
+    # a student identical to the teacher: zero KL only when both means come from the clipped x0
+    t = torch.ones(3, dtype=torch.long)
+    t_out = diffusion.p_sample(t_net(x, t).detach(), x, t, clip_denoised=True)
+    assert dkdm_loss(t_net(x, t), t_out, x, t, diffusion, True)['vb'].abs().max() < 1e-12
+    assert dkdm_loss(t_net(x, t), t_out, x, t, diffusion, False)['vb'].max() > 0
     # the KL term trains only the variance head (stop-gradient on the student mean)
     out = s_net(x, torch.ones(3, dtype=torch.long)).detach().requires_grad_(True)
     t_out = diffusion.p_sample(t_net(x, torch.ones(3, dtype=torch.long)).detach(), x, torch.ones(3, dtype=torch.long))

@@ -163,3 +163,22 @@ def test_gradient_checkpointing_matches():
     b(x, t).square().sum().backward()
     for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+
+
+def test_norm_groups_extension_for_tiny_networks():
+    """kdm's ``norm_groups`` (default 32 = guided-diffusion) lets 16-channel toy nets build; keys are unchanged."""
+    from torch import nn
+
+    from kdm.models.networks import ADMUNet
+    kw = dict(image_size=16, in_channels=1, model_channels=16, out_channels=2, num_res_blocks=1,
+              attention_resolutions=(2, ), channel_mult=(1, 2), use_scale_shift_norm=True, resblock_updown=True,
+              use_new_attention_order=True)
+    with pytest.raises(ValueError, match='divisible'):
+        ADMUNet(**kw)  # 16 channels cannot form the reference's 32 groups
+    net = ADMUNet(**kw, norm_groups=8)
+    groups = {m.num_groups for m in net.modules() if isinstance(m, nn.GroupNorm)}
+    assert groups == {8}
+    ref = ADMUNet(**dict(kw, model_channels=32))
+    assert [k for k in net.state_dict()] == [k for k in ref.state_dict()]
+    out = net(torch.randn(2, 1, 16, 16), torch.tensor([3, 500]))
+    assert out.shape == (2, 2, 16, 16)

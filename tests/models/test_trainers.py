@@ -44,7 +44,7 @@ def _fixed_batch_losses(cfg_name, options, steps, lr):
     model = MODELS.build(cfg.model)
     ow = MultiNetOptimWrapperConstructor(dict(net=dict(optimizer=dict(type='Adam', lr=lr))))(model)
     digits = DigitsDataset(split='train', resolution=16)
-    batch = dict(img=torch.stack([digits[i]['img'] for i in range(16)]), label=torch.arange(16) % 10)
+    batch = dict(img=torch.stack([digits[i]['img'] for i in range(8)]), label=torch.arange(8) % 10)
     losses = []
     for _ in range(steps):
         torch.manual_seed(1)  # the same sigma/t and noise every step: a fixed objective on a fixed batch
@@ -54,9 +54,9 @@ def _fixed_batch_losses(cfg_name, options, steps, lr):
 
 @pytest.mark.parametrize('name,options', [
     ('edm/toy_digits.py', {'model.net.model.model_channels': 8}),
-    ('ddpm/toy_digits.py', {'model.net.channel_mult': (1, 2)}),
+    ('ddpm/toy_digits.py', {'model.net.channel_mult': (1, ), 'model.net.attention_resolutions': ()}),
     ('rectified_flow/toy_digits.py', {'model.net.model_channels': 8}),
 ])
 def test_loss_decreases_on_a_fixed_batch(name, options):
-    losses = _fixed_batch_losses(name, options, steps=40, lr=3e-3)
+    losses = _fixed_batch_losses(name, options, steps=30, lr=3e-3)
     assert losses[-1] < 0.5 * losses[0], losses[::8]

@@ -13,7 +13,7 @@ model = dict(
     net={{_base_.model.student}},
     diffusion=dict(schedule='cosine', steps=1000, learn_sigma=True),
     hflip=0.0,
-    ema=dict(type='ConstantEMA', momentum=2e-3),
+    ema=dict(type='ConstantEMA', momentum=5e-3),
     sample_steps='50',
     img_shape=(1, 16, 16))
 train_dataloader = dict(

@@ -46,10 +46,10 @@ def timestep_embedding(timesteps: Tensor, dim: int, max_period: float = 10000.0)
 
 
 class GroupNorm32(nn.GroupNorm):
-    """32-group GroupNorm computed in float32 and cast back to the input dtype."""
+    """GroupNorm computed in float32 and cast back to the input dtype; 32 groups as in guided-diffusion."""
 
-    def __init__(self, channels: int):
-        super().__init__(32, channels)
+    def __init__(self, channels: int, groups: int = 32):
+        super().__init__(groups, channels)
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.float()).type(x.dtype)
@@ -140,13 +140,14 @@ class ResBlock(TimestepBlock):
                  use_scale_shift_norm: bool = False,
                  use_checkpoint: bool = False,
                  up: bool = False,
-                 down: bool = False):
+                 down: bool = False,
+                 norm_groups: int = 32):
         super().__init__()
         out_channels = out_channels or channels
         self.use_scale_shift_norm = use_scale_shift_norm
         self.use_checkpoint = use_checkpoint
-        self.in_layers = nn.Sequential(GroupNorm32(channels), nn.SiLU(), _CastConv2d(channels, out_channels, 3,
-                                                                                     padding=1))
+        self.in_layers = nn.Sequential(GroupNorm32(channels, norm_groups), nn.SiLU(),
+                                       _CastConv2d(channels, out_channels, 3, padding=1))
         self.updown = up or down
         if up:
             self.h_upd, self.x_upd = Upsample(channels, False), Upsample(channels, False)
@@ -157,7 +158,7 @@ class ResBlock(TimestepBlock):
         self.emb_layers = nn.Sequential(
             nn.SiLU(), nn.Linear(emb_channels, 2 * out_channels if use_scale_shift_norm else out_channels))
         self.out_layers = nn.Sequential(
-            GroupNorm32(out_channels), nn.SiLU(), nn.Dropout(p=dropout),
+            GroupNorm32(out_channels, norm_groups), nn.SiLU(), nn.Dropout(p=dropout),
             _zero(_CastConv2d(out_channels, out_channels, 3, padding=1)))
         if out_channels == channels:
             self.skip_connection = nn.Identity()
@@ -218,7 +219,8 @@ class AttentionBlock(nn.Module):
                  num_heads: int = 1,
                  num_head_channels: int = -1,
                  use_checkpoint: bool = False,
-                 use_new_attention_order: bool = False):
+                 use_new_attention_order: bool = False,
+                 norm_groups: int = 32):
         super().__init__()
         if num_head_channels == -1:
             self.num_heads = num_heads
@@ -230,7 +232,7 @@ class AttentionBlock(nn.Module):
             raise ValueError(f'channels {channels} not divisible by num_heads {self.num_heads}')
         self.legacy = not use_new_attention_order
         self.use_checkpoint = use_checkpoint
-        self.norm = GroupNorm32(channels)
+        self.norm = GroupNorm32(channels, norm_groups)
         self.qkv = _CastConv1d(channels, channels * 3, 1)
         self.proj_out = _zero(_CastConv1d(channels, channels, 1))
 
@@ -270,6 +272,8 @@ class ADMUNet(nn.Module):
         use_scale_shift_norm (bool): FiLM-style ``GN(h) * (1 + scale) + shift`` conditioning.
         resblock_updown (bool): Resample with residual blocks instead of (conv) up/downsamplers.
         use_new_attention_order (bool): Split qkv before heads (``QKVAttention``) instead of the legacy order.
+        norm_groups (int): GroupNorm groups. guided-diffusion fixes 32 (so channels must be multiples of 32); kdm's
+            extension lets tiny toy networks (16 channels, quickstart) use fewer. No state-dict key changes.
     """
 
     def __init__(self,
@@ -291,7 +295,8 @@ class ADMUNet(nn.Module):
                  num_heads_upsample: int = -1,
                  use_scale_shift_norm: bool = False,
                  resblock_updown: bool = False,
-                 use_new_attention_order: bool = False):
+                 use_new_attention_order: bool = False,
+                 norm_groups: int = 32):
         super().__init__()
         if dims != 2:
             raise ValueError(f'ADMUNet supports dims=2 only, got dims={dims}')
@@ -314,11 +319,12 @@ class ADMUNet(nn.Module):
 
         def res(cin, cout, **kw):
             return ResBlock(cin, emb_ch, dropout, out_channels=cout, use_scale_shift_norm=use_scale_shift_norm,
-                            use_checkpoint=use_checkpoint, **kw)
+                            use_checkpoint=use_checkpoint, norm_groups=norm_groups, **kw)
 
         def attn(ch, heads):
             return AttentionBlock(ch, num_heads=heads, num_head_channels=num_head_channels,
-                                  use_checkpoint=use_checkpoint, use_new_attention_order=use_new_attention_order)
+                                  use_checkpoint=use_checkpoint, use_new_attention_order=use_new_attention_order,
+                                  norm_groups=norm_groups)
 
         ch = input_ch = int(channel_mult[0] * model_channels)
         self.input_blocks = nn.ModuleList([TimestepEmbedSequential(_CastConv2d(in_channels, ch, 3, padding=1))])
@@ -352,7 +358,8 @@ class ADMUNet(nn.Module):
                     ds //= 2
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
 
-        self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), _zero(nn.Conv2d(input_ch, out_channels, 3, padding=1)))
+        self.out = nn.Sequential(GroupNorm32(ch, norm_groups), nn.SiLU(),
+                                 _zero(nn.Conv2d(input_ch, out_channels, 3, padding=1)))
 
     def forward(self, x: Tensor, timesteps: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """Apply the UNet: ``x`` (N, C, H, W), ``timesteps`` (N,) or scalar, ``y`` int64 (N,) class indices."""
