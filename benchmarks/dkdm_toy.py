@@ -18,7 +18,7 @@ Stages (each reused when its output exists, unless --force):
    digits, all with the same 50-step respaced ancestral sampler (``tools/test.py``).
 
 Target (issue 8): FD(DKDM) <= 1.2 x FD(teacher) and FD(DKDM) < FD(baseline). Prints a table and writes
-``<work-dir>/results.json`` and ``results.md``.
+``<work-dir>/results_<iters>.json`` and ``results_<iters>.md``.
 """
 import argparse
 import json
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
                                   f'train_cfg.max_iters={args.iters}', f'model.teacher.path={teacher}',
                                   f'default_hooks.checkpoint.interval={args.iters}', 'custom_hooks=[]'], True)
 
-    if args.parallel:
+    def in_parallel(fns, label):
         import threading
         errors = []
 
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
             except Exception as e:  # noqa: BLE001 - re-raised in the main thread
                 errors.append(e)
 
-        threads = [threading.Thread(target=guarded, args=(fn, )) for fn in (dkdm_chain, baseline_chain)]
+        threads = [threading.Thread(target=guarded, args=(fn, )) for fn in fns]
         start = time.time()
         for th in threads:
             th.start()
@@ -141,7 +141,10 @@ def main(argv=None) -> int:
             th.join()
         if errors:
             raise errors[0]
-        times['training (parallel)'] = time.time() - start
+        times[label] = time.time() - start
+
+    if args.parallel:
+        in_parallel([dkdm_chain, baseline_chain], 'training (parallel)')
     else:
         baseline_chain()
         dkdm_chain()
@@ -149,11 +152,19 @@ def main(argv=None) -> int:
     evals = dict(teacher=(DKDM_CFG, dkdm_ckpt, ['--ema', 'teacher', *teacher_opt]),
                  dkdm=(DKDM_CFG, dkdm_ckpt, teacher_opt), baseline=(BASELINE_CFG, base_ckpt, []))
     fd = {}
-    for name, (cfg, ckpt, extra) in evals.items():
-        out = f'{args.work_dir}/fd_{name}.json'
+
+    def evaluate(name):
+        cfg, ckpt, extra = evals[name]
+        out = f'{args.work_dir}/fd_{name}.json' if name == 'teacher' else f'{args.work_dir}/fd_{name}_{args.iters}.json'
         stage(f'eval_{name}', out, ['tools/test.py', cfg, ckpt, '--seeds', args.seeds, '--out', out, '--work-dir',
                                     f'{args.work_dir}/eval_{name}', *extra], True)
         fd[name] = fd_of(osp.join(ROOT, out))
+
+    if args.parallel:
+        in_parallel([lambda n=n: evaluate(n) for n in evals], 'evaluation (parallel)')
+    else:
+        for name in evals:
+            evaluate(name)
 
     teacher_params = count_params(TEACHER_CFG, 'net')
     student_params = count_params(DKDM_CFG, 'student')
@@ -178,9 +189,9 @@ def main(argv=None) -> int:
               f'; total {time.time() - t_start:.0f}.')
     text = '\n'.join(md)
     print(text)
-    with open(osp.join(wd, 'results.json'), 'w') as f:
+    with open(osp.join(wd, f'results_{args.iters}.json'), 'w') as f:
         json.dump(results, f, indent=2)
-    with open(osp.join(wd, 'results.md'), 'w') as f:
+    with open(osp.join(wd, f'results_{args.iters}.md'), 'w') as f:
         f.write(text + '\n')
     return 0
 

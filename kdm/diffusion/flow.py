@@ -34,6 +34,7 @@ DEFAULT_TIME_SCALE = {'rf': 999.0, 'cud': 1.0}
 
 
 def check_convention(convention: str) -> str:
+    """Return ``convention`` if it is ``'rf'`` or ``'cud'``; otherwise raise a ValueError naming both."""
     if convention not in CONVENTIONS:
         raise ValueError(f'unknown flow convention {convention!r}; valid: {", ".join(CONVENTIONS)} '
                          "('rf': data at t=1 as RectifiedFlow/SlimFlow, 'cud': data at t=0 as Catch-Up Distillation)")

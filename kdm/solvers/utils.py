@@ -50,6 +50,7 @@ def check_times(times: Union[Tensor, Sequence[float]]) -> List[float]:
 
 
 def check_order(order, low: int, high: int, solver: str) -> int:
+    """Return ``order`` as an int if it is an integer in [low, high]; otherwise a ValueError naming the solver."""
     if int(order) != order or not low <= order <= high:
         raise ValueError(f'{solver}: max_order must be an integer in [{low}, {high}], got {order}')
     return int(order)

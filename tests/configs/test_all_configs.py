@@ -17,7 +17,8 @@ CONFIGS = sorted(p for p in (ROOT / 'configs').rglob('*.py') if '_base_' not in 
 def _lookup(type_name):
     for registry in (MODELS, TEACHERS, LOSSES, DATASETS):
         obj = registry.get(type_name)
-        if obj is not None:
+        # Registry.get falls back to importing the name ('kdm' -> the package): only registered callables count.
+        if obj is not None and not inspect.ismodule(obj):
             return registry, obj
     return None, None
 

@@ -31,6 +31,7 @@ def detector_key(cfg: Union[dict, nn.Module]) -> str:
 
 
 def default_device() -> torch.device:
+    """The current CUDA device if there is one, else the CPU."""
     return torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else torch.device('cpu')
 
 

@@ -57,6 +57,7 @@ def require_file(path: str, kind: str) -> str:
 
 
 def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of ``module`` (works on the meta device)."""
     return sum(p.numel() for p in module.parameters())
 
 
