@@ -12,7 +12,7 @@
 
 Writes ``<work-dir>/toy_benchmark.md`` (the table for ``docs/benchmarks.md``) and prints it.
 
-    python benchmarks/toy_benchmark.py [--work-dir work_dirs/toy_benchmark] [--num-samples 1000] [--dkdm-iters 3000]
+    python benchmarks/toy_benchmark.py [--work-dir work_dirs/toy_benchmark] [--num-samples 1000] [--dkdm-iters 5000]
 """
 import argparse
 import json
@@ -38,7 +38,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--work-dir', default='work_dirs/toy_benchmark')
     p.add_argument('--num-samples', type=int, default=1000)
-    p.add_argument('--dkdm-iters', type=int, default=3000, help='iterations of the DKDM target check')
+    p.add_argument('--dkdm-iters', type=int, default=5000, help='iterations of the DKDM target check')
+    p.add_argument('--dkdm-work-dir', default='work_dirs/dkdm_toy',
+                   help='work dir of benchmarks/dkdm_toy.py (its finished stages are reused)')
     p.add_argument('--skip-dkdm-target', action='store_true', help='only the quickstart table')
     args = p.parse_args(argv)
     quickstart.ROWS = quickstart.ROWS[:2] + EXTRA_ROWS + quickstart.ROWS[2:]
@@ -46,8 +48,8 @@ def main(argv=None) -> int:
     lines = ['### Quickstart models', '', open(osp.join(args.work_dir, 'metrics.md')).read().split('\n', 2)[2]]
     if not args.skip_dkdm_target:
         import dkdm_toy
-        dkdm_dir = osp.join(args.work_dir, 'dkdm_target')
-        dkdm_toy.main(['--iters', str(args.dkdm_iters), '--work-dir', osp.relpath(dkdm_dir, ROOT), '--parallel',
+        dkdm_dir = osp.join(ROOT, args.dkdm_work_dir)
+        dkdm_toy.main(['--iters', str(args.dkdm_iters), '--work-dir', args.dkdm_work_dir, '--parallel',
                        '--threads', '1'])
         res = json.load(open(osp.join(dkdm_dir, f'results_{args.dkdm_iters}.json')))
         lines += ['### DKDM target (issue 8)', '', open(osp.join(dkdm_dir, f'results_{args.dkdm_iters}.md')).read()]

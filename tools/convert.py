@@ -33,7 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('--teacher-config', help='config file with a `teacher` dict (needed for .pt/.pth teachers: '
                         'it gives the architecture and the loader)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override keys of the teacher dict, e.g. teacher.ema=False teacher.key=model')
+                        help='override keys of the teacher dict, e.g. teacher.ema=False teacher.key=model; for a '
+                        '.pkl: teacher.key, teacher.check_source, teacher.use_fp16')
     parser.add_argument('--no-verify', action='store_true', help='skip reloading the output to compare outputs')
     return parser.parse_args(argv)
 
@@ -64,6 +65,30 @@ def teacher_config(src: str, config_file=None, options=None) -> dict:
     return teacher
 
 
+#: keys of an ``edm_pickle`` teacher dict (the arguments of ``kdm.models.teachers.load_edm_pickle``)
+PICKLE_OPTIONS = ('key', 'check_source', 'use_fp16')
+
+
+def read_pickle_teacher(src: str, teacher: dict):
+    """Read an EDM/EDM2/SiD pickle as the ``edm_pickle`` loader would (``key``, ``check_source``, ``use_fp16``).
+
+    ``use_fp16`` overrides the pickled flag in the module *and* in the config stored with the checkpoint, so the
+    converted teacher runs in the precision asked for. Returns ``(frozen denoiser, info)`` as ``read_edm_pickle``.
+    """
+    from kdm.models.teachers import read_edm_pickle
+    options = {k: v for k, v in teacher.items() if k not in ('type', 'path')}
+    unknown = sorted(set(options) - set(PICKLE_OPTIONS))
+    if unknown:
+        raise ValueError(f'unknown edm_pickle option(s) {unknown}; valid: {list(PICKLE_OPTIONS)}')
+    use_fp16 = options.pop('use_fp16', None)
+    denoiser, info = read_edm_pickle(src, **options)
+    if use_fp16 is not None:
+        denoiser.use_fp16 = bool(use_fp16)
+        info['cfg'] = dict(info['cfg'], use_fp16=bool(use_fp16))
+    denoiser.eval().requires_grad_(False)
+    return denoiser, info
+
+
 def denoiser_config(teacher: dict, info: dict) -> dict:
     """The ``MODELS`` config that rebuilds the Denoiser a teacher loader returned."""
     kind = teacher['type']
@@ -87,7 +112,7 @@ def convert(src: str, out=None, config_file=None, options=None, verify=True, log
     """Read ``src`` with its loader, print a summary, write ``out`` (if given) and verify it. Returns the summary."""
     from kdm.registry import TEACHERS
     import kdm.models  # noqa: F401 - registers networks and loaders
-    from kdm.models.teachers import read_edm_pickle, read_kdm_checkpoint
+    from kdm.models.teachers import read_kdm_checkpoint
     teacher = teacher_config(src, config_file, options)
     kind = teacher['type']
     summary = dict(source=osp.abspath(src), kind=kind, sha256=sha256(src))
@@ -99,9 +124,7 @@ def convert(src: str, out=None, config_file=None, options=None, verify=True, log
     else:
         info = {}
         if kind == 'edm_pickle':
-            kwargs = {k: v for k, v in teacher.items() if k in ('key', 'check_source')}
-            denoiser, info = read_edm_pickle(src, **kwargs)
-            denoiser.eval().requires_grad_(False)
+            denoiser, info = read_pickle_teacher(src, teacher)
             summary.update(class_name=info['class_name'], file_keys=info['keys'], init_kwargs=info['init_kwargs'])
         else:
             denoiser = TEACHERS.build(teacher)

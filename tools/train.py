@@ -45,6 +45,12 @@ def build_config(args) -> Config:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        import torch
+
+        from kdm.engine.errors import ConfigError
+        if not torch.cuda.is_available():  # MMEngine's AmpOptimWrapper asserts a CUDA/NPU/MLU/MUSA device
+            raise ConfigError('--amp needs a CUDA device (MMEngine\'s AmpOptimWrapper); none is available, '
+                              'train in float32 without --amp')
         set_amp(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

@@ -28,8 +28,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 ATOMIC_BACKEND = 'kdm_atomic_local'
 
 #: Globals found in MMEngine 0.10.7 checkpoints besides tensors and builtin containers (message hub history,
-#: NumPy scalars/arrays of logged values). Checked by ``torch.serialization.get_unsafe_globals_in_checkpoint``
-#: in tests/engine/test_checkpoint.py.
+#: NumPy scalars/arrays of logged values). tests/engine/test_train_resume.py checks with
+#: ``torch.serialization.get_unsafe_globals_in_checkpoint`` that a real training checkpoint needs no other.
 _np_core = getattr(np, '_core', None) or np.core  # NumPy 2 moved numpy.core to numpy._core
 MMENGINE_CHECKPOINT_GLOBALS = [
     np.ndarray,

@@ -8,6 +8,11 @@ from typing import List, Optional
 
 from mmengine.registry import Registry
 
+
+class ConfigError(ValueError):
+    """A config or command-line choice that cannot work (reported by ``tools/train.py`` as one sentence)."""
+
+
 _REGISTRY_MISS = re.compile(r"(?P<name>\S+) is not in the (?:(?P<scope>[\w.]+)::)?(?P<registry>[\w ]+?) registry")
 _BAD_KWARG = re.compile(r"(?P<cls>\w+)\.__init__\(\) got an unexpected keyword argument '(?P<key>\w+)'")
 

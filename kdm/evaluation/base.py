@@ -130,15 +130,18 @@ class DetectorMetric(BaseMetric):
     # ---------------------------------------------------------------- detector and samples
     @property
     def detector(self):
+        """The detector network, built once per process and shared by every metric with the same config."""
         return get_detector(self.detector_cfg)
 
     def sample_features(self, data_samples: Sequence[dict]) -> Dict[str, Tensor]:
+        """Detector features (``self.features``) of a batch of generated samples (their uint8 ``image_key``)."""
         samples = [s if isinstance(s, dict) else s.to_dict() for s in data_samples]
         return extract_features(self.detector, samples, self.features, detector_key(self.detector_cfg),
                                 self.image_key)
 
     @staticmethod
     def sample_ints(data_samples: Sequence[dict], key: str, default: int = -1) -> Tensor:
+        """The integer field ``key`` (seed, label) of every sample as an int64 tensor; ``default`` if absent."""
         out = []
         for s in data_samples:
             v = s.get(key, default) if isinstance(s, dict) else getattr(s, key, default)
@@ -302,6 +305,7 @@ class StatsMetric(DetectorMetric):
         return count
 
     def evaluate(self, size: int) -> dict:
+        """All-reduce the running statistics of ``size`` samples, then compute the metric on rank 0."""
         count = self._reduce(size)
         real = self.prepare_real()  # collective
         metrics = self.compute_from_stats(real, count) if is_main_process() else None
@@ -313,6 +317,7 @@ class StatsMetric(DetectorMetric):
         return out
 
     def prepare_real(self):
+        """Reference-side data of the metric (collective: every rank calls it); None when it needs none."""
         return None
 
     def compute_from_stats(self, real, count: int) -> dict:
@@ -351,6 +356,7 @@ class GatherMetric(DetectorMetric):
         return out
 
     def evaluate(self, size: int) -> dict:
+        """Gather the features of ``size`` samples in seed order, then compute the metric on rank 0."""
         fake = self._gather(size)
         real = self.prepare_real()  # collective
         metrics = self.compute_from_features(fake, real) if is_main_process() else None
@@ -361,6 +367,7 @@ class GatherMetric(DetectorMetric):
         return out
 
     def prepare_real(self):
+        """Reference-side data of the metric (collective: every rank calls it); None when it needs none."""
         return None
 
     def compute_from_features(self, fake: Dict[str, np.ndarray], real) -> dict:

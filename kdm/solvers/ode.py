@@ -48,20 +48,23 @@ def _combine(base: Tensor, *terms) -> Tensor:
     return base
 
 
+def _first_or_denoise(denoiser: Callable, x: Tensor, s: float, cond, afs_step: bool):
+    """``(D(x; s), 1)``, or SFD's analytical ``(x - s d_afs, 0)`` (no network call) when ``afs_step``."""
+    if afs_step:
+        return x - s * afs_derivative(x, s), 0
+    return denoiser(x, x.new_full((x.shape[0], ), s), cond).to(x.dtype), 1
+
+
 @SOLVERS.register_module()
 def euler(denoiser: Callable, x: Tensor, sigmas, cond=None, callback=None, *, afs: bool = False,
           return_nfe: bool = False):
     """Euler (= DDIM) in sigma: ``x_{i+1} = x_i + (s_{i+1} - s_i) (x_i - D_i) / s_i``. 1 NFE per step."""
     sig = check_sigmas(sigmas)
-    n = x.shape[0]
     nfe = 0
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        if afs and i == 0:
-            denoised = x - s * afs_derivative(x, s)
-        else:
-            denoised = denoiser(x, x.new_full((n, ), s), cond)
-            nfe += 1
+        denoised, used = _first_or_denoise(denoiser, x, s, cond, afs and i == 0)
+        nfe += used
         if callback is not None:
             callback({'i': i, 'x': x, 'sigma': s, 'denoised': denoised})
         # D + (s_next / s)(x - D) is the Euler step written as one fused op; s_next = 0 gives D exactly
@@ -79,11 +82,8 @@ def heun(denoiser: Callable, x: Tensor, sigmas, cond=None, callback=None, *, afs
     nfe = 0
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        if afs and i == 0:
-            denoised = x - s * afs_derivative(x, s)
-        else:
-            denoised = denoiser(x, x.new_full((n, ), s), cond).to(x.dtype)
-            nfe += 1
+        denoised, used = _first_or_denoise(denoiser, x, s, cond, afs and i == 0)
+        nfe += used
         if callback is not None:
             callback({'i': i, 'x': x, 'sigma': s, 'denoised': denoised})
         if s_next == 0:
@@ -112,11 +112,8 @@ def dpm(denoiser: Callable, x: Tensor, sigmas, cond=None, callback=None, *, r: f
     nfe = 0
     for i in range(len(sig) - 1):
         s, s_next = sig[i], sig[i + 1]
-        if afs and i == 0:
-            denoised = x - s * afs_derivative(x, s)
-        else:
-            denoised = denoiser(x, x.new_full((n, ), s), cond).to(x.dtype)
-            nfe += 1
+        denoised, used = _first_or_denoise(denoiser, x, s, cond, afs and i == 0)
+        nfe += used
         if callback is not None:
             callback({'i': i, 'x': x, 'sigma': s, 'denoised': denoised})
         if s_next == 0:

@@ -7,6 +7,7 @@ import sys
 import torch
 
 from kdm.engine import load_kdm_checkpoint
+from kdm.engine.checkpoint import MMENGINE_CHECKPOINT_GLOBALS
 from tests.conftest import ROOT, run_tool, tool_env
 
 TRAIN = ROOT / 'tools' / 'train.py'
@@ -36,6 +37,11 @@ def test_resume_is_bitwise_exact(tmp_path):
         assert torch.equal(oa[k], ob[k]), k
     assert a['param_schedulers'] == b['param_schedulers']
     assert int(sa['emas.ema.steps']) == 6 and int(sa['calls']) == 6
+    # the safe loader's allow-list covers every non-tensor global MMEngine wrote into the file
+    allowed = {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+               for g in MMENGINE_CHECKPOINT_GLOBALS}
+    needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(straight / 'iter_6.pth')))
+    assert needed and needed <= allowed, needed - allowed
     grids = list(straight.rglob('samples_*.png'))
     assert {g.name for g in grids} == {'samples_3.png', 'samples_6.png'}
 

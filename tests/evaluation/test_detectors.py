@@ -114,7 +114,7 @@ def test_missing_weights_message(monkeypatch, tmp_path):
         FIDInceptionV3(weights=str(tmp_path / 'nope.pth'))
     msg = str(e.value)
     for part in ('nope.pth', 'pt_inception-2015-12-05-6726825d.pth', '6726825d', 'github.com/mseitzer/pytorch-fid',
-                 'KDM_INCEPTION', 'never downloads'):
+                 'KDM_INCEPTION', 'never downloads', 'inception-2015-12-05.pkl', 'api.ngc.nvidia.com'):
         assert part in msg
 
 
@@ -139,9 +139,9 @@ class _Root(torch.nn.Module):
         return x
 
 
-def test_nvidia_torchscript_conversion_round_trip(inception, tmp_path):
-    """A TorchScript archive with TF-named layers (NVIDIA's layout, TF batch-norm names) converts back to the same
-    network, without executing the archive's code."""
+def _tf_layout_module(inception):
+    """A module tree with NVIDIA's TF layer names (``layers.mixed_3.tower.conv_1.conv`` ...) holding the weights of
+    ``inception`` (conv weights, TF batch-norm names, the ``output`` layer)."""
     sd = inception.state_dict()
     root = _Root()
     layers = torch.nn.Module()
@@ -156,14 +156,51 @@ def test_nvidia_torchscript_conversion_round_trip(inception, tmp_path):
         parent.add_module('batchnorm', _Leaf({'beta': sd[f'{pt}.bn.bias'], 'moving_mean': sd[f'{pt}.bn.running_mean'],
                                                'moving_variance': sd[f'{pt}.bn.running_var']}))
     layers.add_module('output', _Leaf({'weight': sd['fc.weight'].t().contiguous(), 'bias': sd['fc.bias']}))
+    return root
+
+
+def test_nvidia_torchscript_conversion_round_trip(inception, tmp_path):
+    """A TorchScript archive with TF-named layers (NVIDIA's layout, TF batch-norm names) converts back to the same
+    network, without executing the archive's code."""
+    sd = inception.state_dict()
     path = str(tmp_path / 'inception-2015-12-05.pt')
-    torch.jit.trace(root, torch.zeros(1)).save(path)
+    torch.jit.trace(_tf_layout_module(inception), torch.zeros(1)).save(path)
     converted = load_torchscript_detector(path)
     for k, v in converted.items():  # random init has gamma = 1, which TF's graph also has (no scale)
         assert torch.equal(v, sd[k].float()), k
     net = FIDInceptionV3(weights=path)
     imgs = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
     assert torch.allclose(net(imgs, ('pool',))['pool'], inception(imgs, ('pool',))['pool'])
+
+
+class _Payload:
+    """An object whose unpickling would run code (creates a folder); the restricted unpickler must not."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __reduce__(self):
+        return os.makedirs, (self.folder, )
+
+
+def test_nvidia_pickle_detector_loads_without_running_code(inception, tmp_path):
+    """EDM's ``inception-2015-12-05.pkl`` form: a plain pickle of a module tree (classes kdm does not have, tensors
+    pickled through ``torch.storage._load_from_bytes``) converts to the same network; nothing in it is executed."""
+    import pickle
+    root = _tf_layout_module(inception)
+    marker = tmp_path / 'code_ran'
+    root.payload = _Payload(str(marker))  # a plain attribute, pickled with the tree
+    path = tmp_path / 'inception-2015-12-05.pkl'
+    path.write_bytes(pickle.dumps(dict(detector=root, embedded_source='raise SystemExit')))
+    net = FIDInceptionV3(weights=str(path))
+    assert not marker.exists()
+    sd = inception.state_dict()
+    for k, v in net.state_dict().items():
+        if not k.endswith('num_batches_tracked'):
+            assert torch.equal(v, sd[k].float()), k
+    imgs = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    assert torch.allclose(net(imgs, ('pool',))['pool'], inception(imgs, ('pool',))['pool'])
+    assert net.protocol['weights'] == str(path) and len(net.protocol['weights_sha256']) == 64
 
 
 def test_unknown_torchscript_layout_is_a_clear_error(tmp_path):

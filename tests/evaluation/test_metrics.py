@@ -186,3 +186,55 @@ def test_bad_samples_and_padding(tmp_path):
     empty.mkdir()
     with pytest.raises(ValueError, match='no images'):
         run_metrics([FID(detector=DET, real=str(empty))], samples)
+
+
+def test_edm2_pickle_reference(tmp_path):
+    """EDM2 ``dataset-refs/*.pkl`` (``{'num_images', 'fid': {'mu', 'sigma'}, 'fd_dinov2': ...}``) through the
+    restricted unpickler: FID against it equals the Fréchet distance to its statistics; a pickle without FID
+    statistics is a clear error."""
+    import pickle
+
+    from kdm.evaluation.fid import frechet_distance
+    from kdm.registry import MODELS
+
+    @MODELS.register_module(force=True)
+    class _TinyPool(torch.nn.Module):
+        feature_dims = dict(pool=5)
+        input_channels = (1, 3)
+        protocol = dict(detector='FIDInceptionV3 (test stand-in)', weights='random', weights_sha256='random')
+
+        def forward(self, images, features=('pool', )):
+            return {'pool': images.float().flatten(1)[:, :5]}
+
+    rs = np.random.RandomState(0)
+    a = rs.randn(5, 5)
+    stats = dict(num_images=50000, fid=dict(mu=rs.randn(5), sigma=a @ a.T), fd_dinov2=dict(mu=np.zeros(3),
+                                                                                            sigma=np.eye(3)))
+    path = tmp_path / 'img512.pkl'
+    path.write_bytes(pickle.dumps(stats, protocol=4))
+    ref = load_reference(str(path))
+    assert ref['format'] == 'edm2-pkl' and ref['num_images'] == 50000 and ref['mu'].dtype == np.float64
+    samples = make_samples(n=30)
+    out = run_metrics([FID(detector=dict(type='_TinyPool'), ref=str(path))], samples)
+    x = torch.stack([s['fake'] for s in samples]).float().flatten(1)[:, :5].numpy().astype(np.float64)
+    expect = frechet_distance(x.mean(0), np.cov(x, rowvar=False), stats['fid']['mu'], stats['fid']['sigma'])
+    assert out['FID'] == pytest.approx(expect, rel=1e-9)
+    bad = tmp_path / 'bad.pkl'
+    bad.write_bytes(pickle.dumps(dict(fd_dinov2=stats['fd_dinov2'])))
+    with pytest.raises(ValueError, match='no FID statistics'):
+        load_reference(str(bad))
+
+
+def test_gathered_metrics_drop_padded_duplicates(tmp_path):
+    """A padded sampler (round_up=True) repeats samples on the last rank; gathered metrics keep each seed once, so
+    their values equal those of the exact sample set."""
+    real = make_real(tmp_path)
+    samples = make_samples(n=12)
+
+    def build():
+        return [InceptionScore(detector=DET, splits=3), PRDC(detector=DET, real=real, nearest_k=3),
+                KID(detector=DET, real=real, subset_size=10, num_subsets=2)]
+
+    exact = run_metrics(build(), samples)
+    padded = run_metrics(build(), samples + samples[:2], size=12)
+    assert padded == pytest.approx(exact, rel=1e-12)

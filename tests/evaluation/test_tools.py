@@ -99,6 +99,7 @@ def test_test_py_model_one_and_two_processes(workdir, capsys):
     a, b = json.load(open(one)), json.load(open(two))
     assert a['protocol']['seeds'] == '0-39' and a['protocol']['n_generated'] == 40
     assert a['protocol']['EMA'] == 'none (raw weights)' and a['protocol']['model'] == 'EvalToyGenerator'
+    assert a['protocol']['NFE (measured)'] == 1 and b['protocol']['NFE (measured)'] == 1  # one net call per image
     for k, v in a['metrics'].items():
         assert b['metrics'][k] == pytest.approx(v, rel=1e-5, abs=1e-9), k
     assert 0.0 <= a['metrics']['accuracy'] <= 1.0
@@ -118,3 +119,62 @@ def test_sample_py(workdir):
     assert (out / 'grid.png').is_file()
     from PIL import Image
     assert np.array_equal(np.asarray(Image.open(out / 'images' / '000003.png')), npz['arr_0'][3, :, :, 0])
+
+
+def test_nfe_counter_counts_sampled_network_calls():
+    """The measured NFE is the number of forward calls of ``get_net(sample_ema)`` per ``sample`` call (not the
+    config's step count), reported as a range when it varies between batches (adaptive solvers)."""
+    from torch import nn
+    test_tool = _tool('test')
+
+    class Model(nn.Module):
+        sample_ema = 'ema'
+
+        def __init__(self):
+            super().__init__()
+            self.net, self.ema = nn.Identity(), nn.Identity()
+            self.steps = 3
+
+        def get_net(self, ema=None):
+            return self.ema if ema == 'ema' else self.net
+
+        def sample(self, noise):
+            for _ in range(self.steps):  # e.g. Heun: 2 calls per step, minus the last correction
+                noise = self.get_net(self.sample_ema)(noise)
+            self.net(noise)  # the raw network is not the sampled one
+            return noise
+
+        def generate(self, noise):
+            return self.sample(noise)
+
+    model = Model()
+    counter = test_tool.NFECounter(model)
+    model.generate(torch.zeros(2))
+    model.generate(torch.zeros(2))
+    assert counter.per_batch == [3, 3] and counter.summary() == 3
+    assert not model.ema._forward_pre_hooks  # summary() removes the hook
+    model = Model()
+    counter = test_tool.NFECounter(model)
+    for steps in (4, 6):
+        model.steps = steps
+        model.generate(torch.zeros(1))
+    assert counter.summary() == '5.0 (4-6)'
+    assert test_tool.NFECounter(nn.Linear(1, 1)).summary() is None  # no get_net: nothing measured
+
+
+def test_train_detector(tmp_path, capsys):
+    """tools/train_detector.py trains the digits classifier (far above chance in 3 epochs) and writes a file that
+    DigitsClassifier loads (weights_only) with its metadata; the loaded net reproduces the reported accuracy."""
+    train = _tool('train_detector')
+    out = tmp_path / 'clf.pth'
+    assert train.main(['--out', str(out), '--epochs', '3', '--resolution', '16']) == 0
+    assert 'test accuracy' in capsys.readouterr().out
+    ckpt = torch.load(out, map_location='cpu', weights_only=True)
+    meta = ckpt['meta']
+    assert meta['resolution'] == 16 and meta['num_classes'] == 10 and meta['feature_dim'] == 64
+    assert meta['test_accuracy'] > 0.7  # 10 classes: chance is 0.1
+    from kdm.evaluation.detectors import DigitsClassifier
+    net = DigitsClassifier(weights=str(out))
+    images, labels = train.load_split('test', 16)
+    assert train.accuracy(net, images, labels) == pytest.approx(meta['test_accuracy'])
+    assert net.protocol['weights_sha256'] != 'random'

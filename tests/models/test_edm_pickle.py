@@ -58,6 +58,21 @@ def test_safe_loader_rebuilds_edm_snapshot(tmp_path, label_dim):
         assert torch.equal(teacher(x, sigma, cond, augment_labels=aug), pre(x, sigma, cond, augment_labels=aug))
 
 
+def test_sida_encoder_decoder_generator(tmp_path):
+    """SiDA/SiD2A EDM generators: ``EDMPrecond_EncoderDecoder`` around ``SongUNet_EncoderDecoder`` with the EDM
+    teacher's parameter names (spec 3.2) rebuild as EDMPrecond + SongUNet; SiDA's training switches are dropped."""
+    pre, kw = tiny_edm(label_dim=10)
+    kw = dict(kw, model_type='SongUNet_EncoderDecoder', use_gan=True, force_normalization=False)
+    path = write(tmp_path, edm_snapshot_bytes(to_reference(pre, GENUINE_SRC, kw,
+                                                           class_name='EDMPrecond_EncoderDecoder')))
+    module, info = read_edm_pickle(path)
+    assert info['class_name'] == 'EDMPrecond_EncoderDecoder' and info['cfg']['type'] == 'EDMPrecond'
+    assert isinstance(module.model, SongUNet) and 'use_gan' not in info['cfg']['model']
+    x, sigma, cond = torch.randn(2, 3, 8, 8), torch.tensor([2.5, 2.5]), torch.tensor([3, 7])
+    with torch.no_grad():
+        assert torch.equal(module.eval()(x, sigma, cond), pre(x, sigma, cond))
+
+
 def test_read_reports_what_it_found(tmp_path):
     pre, kw = tiny_edm()
     path = write(tmp_path, edm_snapshot_bytes(to_reference(pre, GENUINE_SRC, kw)))

@@ -13,6 +13,7 @@ from kdm.models.teachers import TeacherLoadError
 from kdm.registry import TEACHERS
 from .edm_format import GENUINE_SRC, edm_snapshot_bytes, to_reference
 from .test_adm_unet import guided_diffusion_shapes
+from .test_edm_pickle import tiny_edm
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ADM_NET = dict(type='ADMUNet', image_size=16, in_channels=3, model_channels=32, out_channels=6, num_res_blocks=1,
@@ -220,3 +221,36 @@ def test_kdm_loader_errors(tmp_path):
         TEACHERS.build(dict(type='kdm', path=str(tmp_path / 'other.pth')))
     with pytest.raises(FileNotFoundError, match='tools/convert.py'):
         TEACHERS.build(dict(type='kdm', path=str(tmp_path / 'missing.pth')))
+
+
+def test_convert_pickle_options(tmp_path):
+    """``teacher.use_fp16`` reaches the converted teacher and its stored config; unknown options are named."""
+    convert = _convert_tool().convert
+    pre, kw = tiny_edm()
+    pkl = tmp_path / 'edm-tiny.pkl'
+    pkl.write_bytes(edm_snapshot_bytes(to_reference(pre, GENUINE_SRC, kw)))  # pickled use_fp16=False
+    out = tmp_path / 'edm_fp16.pth'
+    summary = convert(str(pkl), str(out), options={'teacher.use_fp16': True}, log=lambda *a: None)
+    assert summary['model_cfg']['use_fp16'] is True and summary['verify_max_abs_diff'] == 0
+    teacher = TEACHERS.build(dict(type='kdm', path=str(out)))
+    assert isinstance(teacher, EDMPrecond) and teacher.use_fp16 is True
+    kept = convert(str(pkl), None, log=lambda *a: None)
+    assert kept['model_cfg'].get('use_fp16') is False  # without the option the pickled flag is kept
+    with pytest.raises(ValueError, match=r"unknown edm_pickle option\(s\) \['kye'\]; valid: \['key'"):
+        convert(str(pkl), None, options={'teacher.kye': 'ema'}, log=lambda *a: None)
+
+
+def test_flow_and_kdm_loader_bad_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'(?s)checkpoint_8\.pth.*gnobitab/RectifiedFlow'):
+        TEACHERS.build(dict(type='flow', path=str(tmp_path / 'checkpoint_8.pth'), network=FLOW_NET))
+    (tmp_path / 'cut.pth').write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(TeacherLoadError, match='truncated'):
+        TEACHERS.build(dict(type='flow', path=str(tmp_path / 'cut.pth'), network=FLOW_NET))
+    # a kdm checkpoint whose weights do not fit the stored config names the first mismatching key and shapes
+    net = random_songunet(0)
+    cfg_text = f'model = dict(type="FlowDenoiser", net={dict(FLOW_NET, model_channels=8)!r}, convention="cud")\n'
+    sd = OrderedDict(('net.' + k, v) for k, v in net.state_dict().items())
+    torch.save(dict(state_dict=sd, meta=dict(cfg=cfg_text)), tmp_path / 'wrong.pth')
+    with pytest.raises(TeacherLoadError, match=r"first mismatching key 'net\.map_layer0\.weight': checkpoint shape "
+                       r'\(64, 16\), network shape \(32, 8\)'):
+        TEACHERS.build(dict(type='kdm', path=str(tmp_path / 'wrong.pth')))

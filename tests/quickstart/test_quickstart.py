@@ -16,6 +16,8 @@ def test_quickstart_miniature_runs_and_reuses(tmp_path):
     assert any('EDM teacher' in m for m in models) and any('DKDM' in m for m in models)
     teacher = next(r for r in rows if r['model'].startswith('EDM teacher, Heun'))
     assert teacher['nfe'] == 35 and 0.0 <= teacher['accuracy'] <= 1.0 and teacher['fd'] > 0
+    dkdm = next(r for r in rows if r['model'].startswith('DKDM'))
+    assert dkdm['target'].startswith(('met (', 'not met ('))  # every method row states its toy target
     table = (wd / 'metrics.md').read_text()
     assert '| model |' in table and 'FD (classifier)' in table and 'grid.png' in table
     assert 'class accuracy' in first.stdout and 'starting' in first.stdout

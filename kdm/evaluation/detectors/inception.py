@@ -45,6 +45,10 @@ INCEPTION_FILES = {
     'inception-2015-12-05.pt': dict(
         kind='torchscript', sha256_prefix=None,
         url='https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt'),
+    'inception-2015-12-05.pkl': dict(  # EDM / EDM2 / SFD / CUD fid.py: read without running its embedded code
+        kind='nvidia-pickle', sha256_prefix=None,
+        url='https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/'
+            'inception-2015-12-05.pkl'),
 }
 DEFAULT_INCEPTION_FILE = 'pt_inception-2015-12-05-6726825d.pth'
 #: Environment variable naming a local weight file (any of :data:`INCEPTION_FILES`).

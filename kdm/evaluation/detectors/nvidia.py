@@ -61,8 +61,12 @@ class _StorageType:
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *args):
+    # TorchScript archives give a tensor viewed as the dtype (persistent_load); plain pickles give the TypedStorage
+    # that torch.load returns for ``_load_from_bytes`` (its ``_untyped_storage`` avoids the deprecation warning)
+    untyped = storage._untyped_storage if isinstance(storage, torch.storage.TypedStorage) else \
+        storage.untyped_storage()
     t = torch.empty(0, dtype=storage.dtype)
-    t.set_(storage.untyped_storage(), storage_offset, tuple(size), tuple(stride))
+    t.set_(untyped, storage_offset, tuple(size), tuple(stride))
     return t
 
 
