@@ -9,6 +9,7 @@ per-iteration reseeding, resumable sampler). Runs alternate bare / kdm / bare / 
 script prints the median time per iteration of each and their ratio (goal <= 1.03).
 
     OMP_NUM_THREADS=1 python benchmarks/overhead.py [--iters 60] [--rounds 5] [--batch 64] [--channels 32] [--cpu]
+    python benchmarks/overhead.py --device cuda --batch 512 --channels 128      (on a GPU)
 """
 import argparse
 import copy
@@ -30,6 +31,14 @@ from kdm.models.networks import ToyUNet  # noqa: E402
 from kdm.registry import HOOKS, RUNNERS  # noqa: E402
 
 CLOCK = time.perf_counter  # --cpu switches to the process CPU time (robust against other jobs on the machine)
+DEVICE = 'cpu'  # --device; the Runner places the model on MMEngine's get_device() (CUDA when there is one)
+
+
+def now() -> float:
+    """The clock, after waiting for queued CUDA work so that an iteration's time includes its kernels."""
+    if DEVICE.startswith('cuda'):
+        torch.cuda.synchronize()
+    return CLOCK()
 CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'methods', 'edm', 'toy_digits.py')
 
 
@@ -43,12 +52,12 @@ class _IterClock(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if self._t is None:
-            self._t = CLOCK()
+            self._t = now()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        now = CLOCK()
-        self.times.append(now - self._t)
-        self._t = now
+        t = now()
+        self.times.append(t - self._t)
+        self._t = t
 
 
 def run_kdm(args, work_dir) -> list:
@@ -69,17 +78,17 @@ def run_kdm(args, work_dir) -> list:
 def run_bare(args) -> list:
     torch.manual_seed(0)
     net = EDMPrecond(ToyUNet(16, 1, 1, model_channels=args.channels, channel_mult=(1, 2, 2), num_blocks=1),
-                     img_resolution=16, img_channels=1)
+                     img_resolution=16, img_channels=1).to(DEVICE)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     loss_fn = EDMLoss()
     loader = torch.utils.data.DataLoader(DigitsDataset(split='train'), batch_size=args.batch, shuffle=True,
                                          drop_last=True)
     times, it = [], 0
-    t = CLOCK()
+    t = now()
     while it < args.iters:
         for batch in loader:
-            x = batch['img']
+            x = batch['img'].to(DEVICE, non_blocking=True)
             loss = loss_fn(net, x).reshape(x.shape[0], -1).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -87,9 +96,9 @@ def run_bare(args) -> list:
             with torch.no_grad():
                 for pe, p in zip(ema.parameters(), net.parameters()):
                     pe.lerp_(p, 1e-3)
-            now = CLOCK()
-            times.append(now - t)
-            t, it = now, it + 1
+            t_end = now()
+            times.append(t_end - t)
+            t, it = t_end, it + 1
             if it == args.iters:
                 break
     return times[args.warmup:]
@@ -103,8 +112,11 @@ def main() -> None:
     parser.add_argument('--batch', type=int, default=64)
     parser.add_argument('--channels', type=int, default=32)
     parser.add_argument('--cpu', action='store_true', help='time process CPU seconds instead of wall seconds')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='device of the bare loop; the Runner uses CUDA whenever it is available')
     args = parser.parse_args()
-    global CLOCK
+    global CLOCK, DEVICE
+    DEVICE = args.device
     if args.cpu:
         CLOCK = time.process_time
     bare, kdm = [], []
@@ -118,7 +130,8 @@ def main() -> None:
     print(f'median over {args.rounds} rounds: bare {statistics.median(bare) * 1e3:.2f} ms/iter, '
           f'kdm {statistics.median(kdm) * 1e3:.2f} ms/iter, kdm/bare = {statistics.median(ratios):.3f} '
           f'(min {min(ratios):.3f}, max {max(ratios):.3f}); torch threads {torch.get_num_threads()}, '
-          f'batch {args.batch}, ToyUNet channels {args.channels}, clock {"process CPU" if args.cpu else "wall"}')
+          f'batch {args.batch}, ToyUNet channels {args.channels}, clock {"process CPU" if args.cpu else "wall"}, '
+          f'device {DEVICE}')
 
 
 if __name__ == '__main__':

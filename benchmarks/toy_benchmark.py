@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     quickstart.ROWS = quickstart.ROWS[:2] + EXTRA_ROWS + quickstart.ROWS[2:]
     quickstart.main(['--work-dir', args.work_dir, '--num-samples', str(args.num_samples)])
-    lines = ['### Quickstart models', '', open(osp.join(args.work_dir, 'metrics.md')).read().split('\n', 2)[2]]
+    table = open(osp.join(args.work_dir, 'metrics.md')).read().split('\n', 2)[2].replace('![grid](grid.png)', '')
+    lines = ['### Quickstart models', '', table.strip() + f' Grid: {args.work_dir}/grid.png.', '']
     if not args.skip_dkdm_target:
         import dkdm_toy
         dkdm_dir = osp.join(ROOT, args.dkdm_work_dir)

@@ -115,11 +115,12 @@ def final_checkpoint(config: str, work_dir: str, options: List[str] = ()) -> str
 PROGRESS = re.compile(r'Iter\(train\)|^epoch \d|^wrote |Traceback|\w+Error: |kdm: error|DKDM: preparing')
 
 
-def start_logged(name: str, cmd: List[str]) -> subprocess.Popen:
-    """Start a stage as a single-threaded subprocess (stages run side by side on the cores); its progress lines
-    (MMEngine's iteration log, the tools' own summaries) are echoed with the stage name."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1',
-               MKL_NUM_THREADS='1')
+def start_logged(name: str, cmd: List[str], threads: int = 1) -> subprocess.Popen:
+    """Start a stage as a subprocess with ``threads`` torch threads (stages run side by side, one thread each; a
+    stage that runs alone gets every core); its progress lines (MMEngine's iteration log, the tools' own
+    summaries) are echoed with the stage name."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''),
+               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             bufsize=1)
     proc.stage, proc.tail = name, []
@@ -169,8 +170,12 @@ def run_stages(work_dir: str, extra: List[str], only: Optional[set], jobs: int, 
                 continue
             if only is not None and stage.name not in only and stage.name != 'detector':
                 continue
-            say(f'{stage.name}: starting ' + (stage.config or 'tools/train_detector.py'))
-            running[stage.name] = (start_logged(stage.name, cmd), out, time.time())
+            # alone: nothing running and no other stage ready to start (e.g. a distiller waiting for its teacher)
+            alone = not running and not any(all(d in done for d in s.needs.values()) for s in pending)
+            threads = jobs if alone else 1
+            say(f'{stage.name}: starting ' + (stage.config or 'tools/train_detector.py') + f' ({threads} thread'
+                + ('s)' if threads > 1 else ')'))
+            running[stage.name] = (start_logged(stage.name, cmd, threads), out, time.time())
         for name, (proc, out, t0) in list(running.items()):
             if proc.poll() is None:
                 continue
