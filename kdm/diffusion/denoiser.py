@@ -77,7 +77,7 @@ class Denoiser(nn.Module):
 
         This is the abstract method of the protocol; every adapter overrides it.
         """
-        raise NotImplementedError(f'{type(self).__name__} must implement denoise(x, sigma, cond)')
+        raise NotImplementedError(f'{type(self).__name__} must implement denoise(x, sigma, cond) (abstract)')
 
     def _normalise_cond(self, cond: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
         if cond is None or self.label_dim == 0:
