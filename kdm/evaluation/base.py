@@ -166,7 +166,14 @@ class DetectorMetric(BaseMetric):
         return (kind, src, tuple(names), self.real_max, self.real_split, self.seed,
                 detector_key(self.detector_cfg))
 
-    def _open_real(self):
+    def _open_real(self, ref: Optional[dict] = None, missing: str = ''):
+        """The real images: the ``real`` dataset, or the images stored in the reference file ``ref`` (a
+        ``load_reference`` dict), which must have them (else ``ValueError(missing)``)."""
+        if ref is not None:
+            if 'images' not in ref:
+                raise ValueError(missing)
+            from kdm.datasets.npz import NpzDataset
+            return NpzDataset(ref['path'])
         if self.real is None:
             raise ValueError(f'{type(self).__name__}: give ref=PATH (reference statistics) or real=DATASET')
         return open_image_source(self.real, split=self.real_split)
@@ -180,7 +187,7 @@ class DetectorMetric(BaseMetric):
         key = self._real_key('stats', names)
         if key in _REAL_CACHE:
             return _REAL_CACHE[key]
-        ref, ds = None, None
+        ref = None
         if self.ref is not None:
             ref = load_reference(self.ref)
             if all(m in ref for m, _ in keys):
@@ -190,13 +197,8 @@ class DetectorMetric(BaseMetric):
                 self.n_real = ref.get('num_images')
                 _REAL_CACHE[key] = out
                 return out
-            if 'images' not in ref:
-                raise ValueError(f'{type(self).__name__}: {self.ref} has neither {[m for m, _ in keys]} statistics '
-                                 'nor arr_0 images to compute them from')
-            from kdm.datasets.npz import NpzDataset
-            ds = NpzDataset(ref['path'])
-        else:
-            ds = self._open_real()
+        ds = self._open_real(ref, f'{type(self).__name__}: {self.ref} has neither {[m for m, _ in keys]} statistics '
+                             'nor arr_0 images to compute them from')
         idx = self._real_indices(len(ds))
         rank, world = get_dist_info()
         stats = {n: FeatureStats() for n in names}
@@ -223,7 +225,7 @@ class DetectorMetric(BaseMetric):
         key = self._real_key('features', names)
         if key in _REAL_CACHE:
             return _REAL_CACHE[key]
-        ds = None
+        ref = None
         if self.ref is not None:
             ref = load_reference(self.ref)
             have = {'pool': 'features', 'logits': 'logits'}
@@ -235,13 +237,8 @@ class DetectorMetric(BaseMetric):
                 self.n_real = len(sel)
                 _REAL_CACHE[key] = out
                 return out
-            if 'images' not in ref:
-                raise ValueError(f'{type(self).__name__} needs real features: {self.ref} has only mean/covariance '
-                                 'statistics. Recompute it with `tools/fid_ref.py --features` or pass real=DATASET')
-            from kdm.datasets.npz import NpzDataset
-            ds = NpzDataset(ref['path'])
-        else:
-            ds = self._open_real()
+        ds = self._open_real(ref, f'{type(self).__name__} needs real features: {self.ref} has only mean/covariance '
+                             'statistics. Recompute it with `tools/fid_ref.py --features` or pass real=DATASET')
         idx = self._real_indices(len(ds))
         rank, world = get_dist_info()
         det = self.detector

@@ -225,17 +225,13 @@ def dpmpp(denoiser: Callable, x: Tensor, sigmas, cond=None, callback=None, *, ma
     """
     max_order = check_order(max_order, 1, 3, 'dpmpp')
     sig = check_sigmas(sigmas)
-    n = x.shape[0]
     N = len(sig)
     nfe = 0
     models, lams = [], []  # newest first
     for i in range(N - 1):
         s, s_next = sig[i], sig[i + 1]
-        if afs and not models:
-            denoised = x - s * afs_derivative(x, s)
-        else:
-            denoised = denoiser(x, x.new_full((n, ), s), cond).to(x.dtype)
-            nfe += 1
+        denoised, used = _first_or_denoise(denoiser, x, s, cond, afs and not models)
+        nfe += used
         if callback is not None:
             callback({'i': i, 'x': x, 'sigma': s, 'denoised': denoised})
         if predict_x0:
