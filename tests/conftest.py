@@ -1,5 +1,6 @@
 """Shared test helpers: the repository root and a runner for the command-line tools in a subprocess."""
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,14 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for the rendezvous of a multi-process test (fixed ports collide when two
+    test runs share a machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def tool_env(**extra) -> dict:

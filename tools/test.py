@@ -149,12 +149,8 @@ def print_tables(metrics: dict, protocol: dict) -> str:
 
 
 def write_json(path: str, metrics: dict, protocol: dict) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(dict(metrics=metrics, protocol=protocol), f, indent=2, default=str)
-    os.replace(tmp, path)
+    from kdm.engine.checkpoint import atomic_write
+    atomic_write(path, json.dumps(dict(metrics=metrics, protocol=protocol), indent=2, default=str))
 
 
 # ----------------------------------------------------------------------------------------------- --samples
@@ -186,6 +182,20 @@ def _ref_arg(ref: str) -> dict:
     return dict(ref=ref) if ref.endswith(('.npz', '.pkl')) else dict(real=ref)
 
 
+def evaluator_metric_cfgs(ev) -> list:
+    """The metric configs of a ``test_evaluator`` (a list, ``dict(metrics=[...])`` or a single metric)."""
+    return ev if isinstance(ev, (list, tuple)) else ev.get('metrics', [ev])
+
+
+def override_ref(metric_cfgs: list, ref: str) -> None:
+    """Point every metric that compares against real data at ``ref`` (in place)."""
+    for m in metric_cfgs:
+        if m.get('type') not in ('InceptionScore', 'ClassifierAccuracy'):
+            m.pop('ref', None)
+            m.pop('real', None)
+            m.update(_ref_arg(ref))
+
+
 def evaluate_samples(args, cfg=None):
     """Score existing images with the metrics of the config (or of --metrics); returns (metrics, protocol)."""
     from mmengine.dist import get_dist_info
@@ -196,13 +206,9 @@ def evaluate_samples(args, cfg=None):
     from kdm.registry import METRICS
     if cfg is not None and cfg.get('test_evaluator'):
         ev = cfg.test_evaluator
-        mcfgs = [dict(m) for m in (ev if isinstance(ev, (list, tuple)) else ev.get('metrics', [ev]))]
+        mcfgs = [dict(m) for m in evaluator_metric_cfgs(ev)]
         if args.ref:
-            for m in mcfgs:
-                if m.get('type') not in ('InceptionScore', 'ClassifierAccuracy'):
-                    m.pop('ref', None)
-                    m.pop('real', None)
-                    m.update(_ref_arg(args.ref))
+            override_ref(mcfgs, args.ref)
         if args.detector:
             for m in mcfgs:
                 if isinstance(m.get('detector'), dict):
@@ -250,12 +256,7 @@ def build_config(args) -> Config:
     if args.ema is not None:
         cfg.model.sample_ema = None if args.ema.lower() == 'none' else args.ema
     if args.ref:
-        ev = cfg.test_evaluator
-        for m in (ev if isinstance(ev, (list, tuple)) else ev.get('metrics', [ev])):
-            if m.get('type') not in ('InceptionScore', 'ClassifierAccuracy'):
-                m.pop('ref', None)
-                m.pop('real', None)
-                m.update(_ref_arg(args.ref))
+        override_ref(evaluator_metric_cfgs(cfg.test_evaluator), args.ref)
     return cfg
 
 

@@ -22,8 +22,8 @@ def _all_registries() -> List[Registry]:
     return [getattr(reg, n) for n in reg.__all__]
 
 
-def registered_names(scope: str, registry_name: str) -> List[str]:
-    """Every name reachable from the registry ``scope::registry_name`` (itself, its parent and siblings' roots)."""
+def registered_names(registry_name: str) -> List[str]:
+    """Every name registered in the kdm registry ``registry_name`` or in its MMEngine parent."""
     names = set()
     for registry in _all_registries():
         if registry.name != registry_name:
@@ -49,7 +49,7 @@ def explain(exc: BaseException) -> Optional[str]:
     text = str(exc.args[0]) if exc.args else str(exc)
     m = _REGISTRY_MISS.search(text)
     if isinstance(exc, KeyError) and m:
-        valid = registered_names(m['scope'], m['registry'])
+        valid = registered_names(m['registry'])
         close = difflib.get_close_matches(m['name'], valid, n=5, cutoff=0.4)
         hint = f'; closest registered names: {close}' if close else f'; registered names: {valid[:40]}'
         return f"unknown type '{m['name']}' in the {m['scope'] or 'kdm'}::{m['registry']} registry{hint}"

@@ -8,7 +8,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from torchvision.utils import make_grid
 
-from kdm.models.base import StackedRandomGenerator, seeded_noise, to_uint8, unwrap
+from kdm.models.base import unwrap
 from kdm.registry import HOOKS
 
 
@@ -71,27 +71,15 @@ class SampleGridHook(Hook):
         self.interval, self.num_samples, self.nrow = interval, num_samples, nrow
         self.seed, self.ema, self.name = seed, ema, name
 
-    @torch.no_grad()
     def render(self, model) -> torch.Tensor:
         """Sample the fixed grid with ``model`` and return it as uint8 (3, H, W)."""
         model = unwrap(model)
         device = next(model.parameters()).device
         seeds = list(range(self.seed, self.seed + self.num_samples))
-        cond = None
+        labels = None
         if model.label_dim > 0:  # one row per class, cycling
             labels = torch.tensor([i % model.label_dim for i in range(self.num_samples)], device=device)
-        else:
-            labels = None
-        rng = StackedRandomGenerator(seeds, device)
-        noise, labels = seeded_noise(seeds, model.img_shape, model.label_dim, labels, rng=rng)
-        if model.label_dim > 0:
-            cond = labels
-        was_training = model.training
-        model.eval()
-        try:
-            images = to_uint8(model.sample(noise, cond, ema=self.ema, randn_like=rng.randn_like)).cpu()
-        finally:
-            model.train(was_training)
+        images, _ = model.sample_seeds(seeds, labels, ema=self.ema, device=device)
         return make_grid(images, nrow=self.nrow or int(math.sqrt(self.num_samples)), padding=1)
 
     def _draw(self, runner, step: int) -> None:

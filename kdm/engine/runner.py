@@ -1,5 +1,6 @@
 # Copyright (c) kdm contributors. Licensed under the Apache License 2.0.
 """``KDMRunner``: MMEngine's Runner with CPU-aware distribution and safe, atomic, strict checkpoints."""
+import os
 from typing import Optional
 
 import torch
@@ -42,7 +43,6 @@ class KDMRunner(Runner):
         cfg.setdefault('type', 'KDMSeparateDistributedDataParallel')
         default_args = dict(module=model)
         if torch.cuda.is_available():
-            import os
             default_args['device_ids'] = [int(os.environ.get('LOCAL_RANK', 0))]
         return MODEL_WRAPPERS.build(cfg, default_args=default_args)
 

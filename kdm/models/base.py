@@ -152,19 +152,27 @@ class BaseGenerativeModel(BaseModel):
                         'it cannot be loaded as a teacher')
 
     @torch.no_grad()
-    def generate(self, data: dict) -> List[dict]:
-        """Seeds -> samples: ``data = dict(seed=(N,), label=(N,))`` -> N dicts ``dict(fake, seed, label)``."""
-        data = self.data_preprocessor(data, False)
-        seeds = data['seed'].tolist()
-        rng = StackedRandomGenerator(seeds, data['seed'].device)
-        noise, labels = seeded_noise(seeds, self.img_shape, self.label_dim, data.get('label'), rng=rng)
+    def sample_seeds(self, seeds: Sequence[int], labels: Optional[Tensor] = None, ema: Optional[str] = 'ema',
+                     device: Union[str, torch.device] = 'cpu') -> Tuple[Tensor, Tensor]:
+        """Per-image seeded sampling in eval mode (see :func:`seeded_noise`): uint8 images (N, C, H, W) on the CPU
+        and the (N,) labels used (-1 for unconditional models). Shared by :meth:`generate` and the sample grid."""
+        rng = StackedRandomGenerator(seeds, device)
+        noise, labels = seeded_noise(seeds, self.img_shape, self.label_dim, labels, rng=rng)
         cond = labels if self.label_dim > 0 else None
         was_training = self.training
         self.eval()
         try:
-            images = to_uint8(self.sample(noise, cond, ema=self.sample_ema, randn_like=rng.randn_like)).cpu()
+            images = to_uint8(self.sample(noise, cond, ema=ema, randn_like=rng.randn_like)).cpu()
         finally:
             self.train(was_training)
+        return images, labels
+
+    @torch.no_grad()
+    def generate(self, data: dict) -> List[dict]:
+        """Seeds -> samples: ``data = dict(seed=(N,), label=(N,))`` -> N dicts ``dict(fake, seed, label)``."""
+        data = self.data_preprocessor(data, False)
+        seeds = data['seed'].tolist()
+        images, labels = self.sample_seeds(seeds, data.get('label'), self.sample_ema, data['seed'].device)
         return [dict(fake=images[i], seed=int(seeds[i]), label=int(labels[i])) for i in range(len(seeds))]
 
     def val_step(self, data: dict) -> List[dict]:

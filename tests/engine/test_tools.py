@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_tool, tool_env
+from tests.conftest import ROOT, free_port, run_tool, tool_env
 
 CFG = ROOT / 'tests' / 'engine' / 'configs' / 'toy_engine.py'
 
@@ -90,7 +90,7 @@ def test_slurm_scripts_launch_from_any_directory(tmp_path):
     wd = tmp_path / 'wd'
     cmd = ['bash', str(ROOT / 'tools' / 'slurm_train.sh'), 'gpu', 'toy', str(CFG), str(wd), '--cfg-options',
            'train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
-    proc = subprocess.run(cmd, cwd=tmp_path, env=tool_env(MASTER_PORT='29623', **env), capture_output=True,
+    proc = subprocess.run(cmd, cwd=tmp_path, env=tool_env(MASTER_PORT=str(free_port()), **env), capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     args = (tmp_path / 'srun_args.txt').read_text().split()

@@ -8,7 +8,7 @@ import torch
 
 from kdm.engine import load_kdm_checkpoint
 from kdm.engine.checkpoint import MMENGINE_CHECKPOINT_GLOBALS
-from tests.conftest import ROOT, run_tool, tool_env
+from tests.conftest import ROOT, free_port, run_tool, tool_env
 
 TRAIN = ROOT / 'tools' / 'train.py'
 CFG = ROOT / 'tests' / 'engine' / 'configs' / 'toy_engine.py'
@@ -52,7 +52,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     run_tool([TRAIN, CFG, '--work-dir', one, '--cfg-options', 'train_dataloader.batch_size=4', *common], cwd=tmp_path)
     cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(CFG), '2', '--work-dir', str(two),
            '--cfg-options', 'train_dataloader.batch_size=2', *common]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=tool_env(PYTHON=sys.executable, PORT='29611'),
+    proc = subprocess.run(cmd, cwd=tmp_path, env=tool_env(PYTHON=sys.executable, PORT=str(free_port())),
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     _, s1, _ = _states(one / 'iter_4.pth')

@@ -1,7 +1,6 @@
 # Copyright (c) kdm contributors. Licensed under the Apache License 2.0.
 """The BaseMetric classes: sample dicts in, numbers out; reference files; 2-process gloo == 1 process."""
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import torch.multiprocessing as mp
 from kdm.evaluation import (FID, KID, PRDC, SFID, ClassifierAccuracy, InceptionScore, PrecisionRecall,
                             compute_kid, compute_prdc, fid_from_features, get_detector, inception_score,
                             load_reference, save_reference)
+from tests.conftest import free_port
 
 DET = dict(type='DigitsClassifier', random_init=True, seed=0)
 
@@ -80,19 +80,13 @@ def _worker(rank, world, port, real, samples, queue):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_equals_one_process(tmp_path):
     real = make_real(tmp_path, n=41)
     samples = make_samples(n=47)
     single = run_metrics(build_metrics(real), samples, batch=7)
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_worker, args=(r, 2, port, real, samples, queue)) for r in range(2)]
     for p in procs:
         p.start()

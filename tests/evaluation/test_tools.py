@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import free_port
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -77,7 +79,7 @@ def _run(args, nproc=None):
     cmd = ([osp.join(ROOT, 'tools', 'dist_test.sh')] if nproc else [sys.executable, osp.join(ROOT, 'tools',
                                                                                               'test.py')])
     if nproc:
-        env['PORT'] = str(29650 + os.getpid() % 200)
+        env['PORT'] = str(free_port())
         args = args[:2] + [str(nproc)] + args[2:]
     res = subprocess.run(cmd + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

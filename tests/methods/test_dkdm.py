@@ -20,7 +20,7 @@ from kdm.engine import load_kdm_checkpoint
 from kdm.models.distillers.dkdm import (DKDM, check_pool_cache, dkdm_loss, load_pool_cache, pool_size,
                                         save_pool_cache, shuffle_denoise)
 from kdm.registry import MODELS
-from tests.conftest import ROOT, run_tool, tool_env
+from tests.conftest import ROOT, free_port, run_tool, tool_env
 
 TRAIN = ROOT / 'tools' / 'train.py'
 PREPARE = ROOT / 'tools' / 'dkdm_prepare.py'
@@ -408,8 +408,8 @@ def test_two_gloo_processes_and_their_resume(tmp_path):
         assert proc.returncode == 0, proc.stderr[-4000:]
 
     straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
-    dist(straight, port=29631)
-    dist(resumed, '--resume', str(straight / 'iter_2.pth'), port=29632)
+    dist(straight, port=free_port())
+    dist(resumed, '--resume', str(straight / 'iter_2.pth'), port=free_port())
     sd = _assert_equal(straight / 'iter_4.pth', resumed / 'iter_4.pth')
     assert sd['pool_x'].shape == (2 * 8, 1, 8, 8)  # every rank's slice is in the checkpoint
     mid = load_kdm_checkpoint(str(straight / 'iter_2.pth'))['state_dict']

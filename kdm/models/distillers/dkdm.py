@@ -65,6 +65,7 @@ from kdm.diffusion.ddpm import GaussianDiffusion, create_diffusion, mean_flat, n
 from kdm.diffusion.denoiser import DiscreteDenoiser
 from kdm.models.base import BaseDistiller, build_emas
 from kdm.registry import MODELS
+from kdm.solvers import ddpm as ddpm_sampler
 
 # The pool mechanics live in dkdm_pool.py; re-exported here so ``from kdm.models.distillers.dkdm import ...`` works.
 from .dkdm_pool import (POOL_CACHE_FORMAT, VARIANTS, canonical_variant, check_pool_cache, load_pool_cache,  # noqa
@@ -265,10 +266,6 @@ class DKDM(BaseDistiller):
     def device(self) -> torch.device:
         return self.pool_x.device
 
-    def _local_rows(self) -> slice:
-        n = self.local_pool_size
-        return slice(self.rank * n, (self.rank + 1) * n)
-
     def _all_gather_rows(self, rows: Tensor, t: Tensor, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Every rank's (rows, t, x) of this iteration, concatenated (identity on one process)."""
         if self.world_size == 1 or not torch_dist.is_initialized():
@@ -388,8 +385,7 @@ class DKDM(BaseDistiller):
     def sample(self, noise: Tensor, cond: Optional[Tensor] = None, ema: Optional[str] = 'ema',
                randn_like=None) -> Tensor:
         """Ancestral DDPM sampling of the (EMA) student over ``sample_steps`` respaced steps (reference: 50)."""
-        from kdm.solvers.discrete import ddpm
-        return ddpm(self.get_net(ema), noise, self.sample_steps, diffusion=self.diffusion,
+        return ddpm_sampler(self.get_net(ema), noise, self.sample_steps, diffusion=self.diffusion,
                     clip_denoised=self.sample_clip_denoised, randn_like=randn_like)
 
     def as_denoiser(self, ema: Optional[str] = 'ema') -> DiscreteDenoiser:
