@@ -26,11 +26,15 @@ def test_ci_accepts_no_tests_collected_but_make_test_does_not(tmp_path):
     empty = tmp_path / 'no_tests'
     empty.mkdir()
     # make reports any failing recipe as status 2, so .ci/run cannot see pytest's 5: the Makefile handles it
-    ci = subprocess.run([str(ROOT / '.ci' / 'run'), *keep_venv], cwd=tmp_path, env=tool_env(TESTS=str(empty)),
+    # when this test itself runs under make (`.ci/run`, `make test TESTS=...`), make hands its command-line variables
+    # to every child make through MAKEFLAGS, which would override TESTS and ALLOW_NO_TESTS below: drop them
+    outer = ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'ALLOW_NO_TESTS', 'TESTS')
+    clean_env = {k: v for k, v in tool_env().items() if k not in outer}
+    ci = subprocess.run([str(ROOT / '.ci' / 'run'), *keep_venv], cwd=tmp_path, env={**clean_env, 'TESTS': str(empty)},
                         capture_output=True, text=True, timeout=120)
     assert ci.returncode == 0, ci.stdout[-2000:] + ci.stderr[-2000:]
     assert 'collected no tests' in ci.stdout
-    plain = subprocess.run(['make', '--no-print-directory', *keep_venv, 'test', f'TESTS={empty}'], cwd=ROOT, env=tool_env(),
+    plain = subprocess.run(['make', '--no-print-directory', *keep_venv, 'test', f'TESTS={empty}'], cwd=ROOT, env=clean_env,
                            capture_output=True, text=True, timeout=120)
     assert plain.returncode != 0 and 'collected no tests' not in plain.stdout
 
