@@ -118,6 +118,8 @@ def main(argv=None) -> int:
         save_reference(args.out, meta=meta, **arrays)
         print(f'wrote {args.out}: ' + ', '.join(f'{k} {tuple(v.shape)}' for k, v in arrays.items()) +
               f' from {n} images')
+    from kdm.engine.launcher import shutdown_dist
+    shutdown_dist()
     return 0
 
 

@@ -128,6 +128,8 @@ def main(argv=None) -> int:
             print(f"wrote {osp.join(outdir, 'grid.png')}")
         if not args.no_png:
             print(f'wrote {len(images)} PNGs to {img_dir}')
+    from kdm.engine.launcher import shutdown_dist
+    shutdown_dist()
     return 0
 
 

@@ -308,6 +308,8 @@ def main(argv=None) -> int:
         if args.out:
             write_json(args.out, values, protocol)
             print(f'wrote {args.out}')
+    from kdm.engine.launcher import shutdown_dist
+    shutdown_dist()
     return 0
 
 

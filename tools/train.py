@@ -86,6 +86,8 @@ def main(argv=None) -> int:
             raise
         print(f'kdm: error: {message}', file=sys.stderr)
         return 2
+    from kdm.engine.launcher import shutdown_dist
+    shutdown_dist()  # all ranks finished: tear gloo/nccl down before the interpreter does
     return 0
 
 

@@ -8,9 +8,7 @@ from). Datasets never augment: methods flip on the device.
 """
 import io
 import json
-import os
-import tempfile
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -132,24 +130,3 @@ def num_classes_of(labels: Optional[Union[Sequence[int], np.ndarray]]) -> int:
     if labels is None or len(labels) == 0:
         return 0
     return int(np.max(np.asarray(labels))) + 1
-
-
-def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write a file atomically: ``write(fileobj)`` into a temporary file next to ``path``, then ``os.replace``.
-
-    A crash leaves either the old file or the new one, never half a file.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

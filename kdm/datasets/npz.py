@@ -7,8 +7,10 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from kdm.engine.checkpoint import atomic_write
 from kdm.registry import DATASETS
-from .base import UInt8ImageDataset, atomic_write, hwc_to_chw, num_classes_of
+
+from .base import UInt8ImageDataset, hwc_to_chw, num_classes_of
 
 
 def _npz_member_layout(path: str, key: str):

@@ -27,8 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from kdm.engine.checkpoint import atomic_write
 from kdm.registry import DATASETS
-from .base import as_label, atomic_write, float_to_uint8, num_classes_of
+
+from .base import as_label, float_to_uint8, num_classes_of
 from .npz import load_array
 
 Array = Union[np.ndarray, torch.Tensor]

@@ -13,11 +13,10 @@
   disk and renames it over the target (``os.replace`` is atomic on POSIX), so a crash or a kill during a save
   never destroys the previous checkpoint nor leaves a half-written file under the final name.
 """
-import io
 import os
 import os.path as osp
 import tempfile
-from typing import Union
+from typing import BinaryIO, Callable, Union
 
 import numpy as np
 import torch
@@ -92,22 +91,32 @@ def load_kdm_checkpoint(filename: str, map_location: Union[str, torch.device, No
 
 
 def _write_bytes(fileobj, data: bytes) -> None:
-    """Write ``data`` to an open file and force it to disk (a seam for the crash test)."""
+    """Write ``data`` to an open file (a seam for the crash test)."""
     fileobj.write(data)
-    fileobj.flush()
-    os.fsync(fileobj.fileno())
 
 
-def atomic_write(path: str, data: Union[bytes, str]) -> None:
-    """Write ``data`` to ``path`` through a temporary file + rename; the old ``path`` survives any failure."""
+def atomic_write(path: str, data: Union[bytes, str, Callable[[BinaryIO], None]]) -> None:
+    """Write a file through a temporary file next to it + ``os.replace``; the old ``path`` survives any failure.
+
+    Args:
+        path: the target file; its folder is created if missing.
+        data: the bytes (or UTF-8 text) to write, or a callable ``data(fileobj)`` that streams the content into the
+            open binary file (``lambda f: np.savez(f, **arrays)``), so large files are never held twice in memory.
+    """
     if isinstance(data, str):
         data = data.encode('utf-8')
+    path = os.fspath(path)
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            _write_bytes(f, data)
+            if callable(data):
+                data(f)
+            else:
+                _write_bytes(f, data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it visible
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
@@ -116,10 +125,8 @@ def atomic_write(path: str, data: Union[bytes, str]) -> None:
 
 
 def atomic_torch_save(obj, path: str) -> None:
-    """``torch.save`` through :func:`atomic_write`."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write(path, buf.getvalue())
+    """``torch.save`` streamed through :func:`atomic_write` (no in-memory copy of the serialised object)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 class AtomicLocalBackend(LocalBackend):

@@ -67,6 +67,18 @@ def init_dist(launcher: str, backend: Optional[str] = None, port: Optional[int] 
     torch_dist.init_process_group(backend=backend, **kwargs)
 
 
+def shutdown_dist() -> None:
+    """End a successful distributed run: wait for every rank, then destroy the default process group.
+
+    Without it, gloo's worker threads can outlive the interpreter and abort a rank at exit (SIGABRT, "terminate called
+    without an active exception", pytorch/pytorch#190489): a finished 2-process run then fails. Call it only after
+    success; a rank that failed must not wait on the others. A no-op when torch.distributed is not initialised.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
 def _on_cuda(module: nn.Module) -> bool:
     p = next(module.parameters(), None)
     return p is not None and p.is_cuda

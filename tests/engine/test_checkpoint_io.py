@@ -60,6 +60,21 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ['ckpt.pth']  # the temporary file is cleaned up
 
 
+def test_streamed_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / 'pool.pt'
+    atomic_torch_save({'x': torch.arange(4)}, str(target))  # streamed: torch.save writes into the open temp file
+    assert torch.equal(torch.load(target, weights_only=True)['x'], torch.arange(4))
+
+    def half_then_fail(f):
+        f.write(b'partial')
+        raise RuntimeError('interrupted')
+
+    with pytest.raises(RuntimeError, match='interrupted'):
+        atomic_write(str(target), half_then_fail)
+    assert torch.equal(torch.load(target, weights_only=True)['x'], torch.arange(4))
+    assert [p.name for p in tmp_path.iterdir()] == ['pool.pt']
+
+
 def test_history_buffers_round_trip():
     from mmengine.logging import HistoryBuffer
     buf = HistoryBuffer()

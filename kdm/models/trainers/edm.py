@@ -1,5 +1,6 @@
 # Copyright (c) kdm contributors. Licensed under the Apache License 2.0.
 """Teacher training with EDM's objective (Karras et al. 2022, "Elucidating the design space", Sec. 5)."""
+import inspect
 from typing import Optional, Sequence
 
 import torch
@@ -87,8 +88,8 @@ class EDMTrainer(BaseGenerativeModel):
         denoiser = self.get_net(ema)
         sigmas = self.sigmas.to(noise.device)
         kwargs = dict(self.solver_kwargs)
-        if randn_like is not None and self.solver.__name__ == 'edm_stochastic':
-            kwargs['randn_like'] = randn_like
+        if randn_like is not None and 'randn_like' in inspect.signature(self.solver).parameters:
+            kwargs['randn_like'] = randn_like  # stochastic solvers draw their step noise from the per-seed generator
         return self.solver(denoiser, noise.to(torch.float64) * sigmas[0], sigmas, cond=cond, **kwargs).float()
 
     def as_denoiser(self, ema: Optional[str] = 'ema'):
