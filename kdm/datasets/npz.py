@@ -7,7 +7,6 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from kdm.engine.checkpoint import atomic_write
 from kdm.registry import DATASETS
 
 from .base import UInt8ImageDataset, hwc_to_chw, num_classes_of
@@ -150,4 +149,5 @@ def save_npz_batch(path: str, images: Union[np.ndarray, torch.Tensor],
             raise ValueError(f'save_npz_batch: labels must be integers of shape ({len(images)},), got '
                              f'{labels.dtype} {labels.shape}')
         arrays['arr_1'] = labels.astype(np.int64)
+    from kdm.engine.checkpoint import atomic_write  # here: kdm.engine imports the models, which import datasets
     atomic_write(path, lambda f: np.savez(f, **arrays))

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from kdm.engine.checkpoint import atomic_write
 from kdm.registry import DATASETS
 
 from .base import as_label, float_to_uint8, num_classes_of
@@ -62,6 +61,7 @@ def save_pairs(path: str, noise: Array, sample: Array, label: Optional[Array] = 
     _check_pairs(data, f'save_pairs({path})')
     if 'label' in data:
         data['label'] = data['label'].to(torch.int64)
+    from kdm.engine.checkpoint import atomic_write  # here: kdm.engine imports the models, which import datasets
     if suffix == '.pt':
         atomic_write(path, lambda f: torch.save(data, f))
     else:

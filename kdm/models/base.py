@@ -15,6 +15,7 @@ from mmengine.model import BaseModel, is_model_wrapper
 from mmengine.runner.checkpoint import get_state_dict
 from torch import Tensor, nn
 
+from kdm.datasets.base import float_to_uint8
 from kdm.registry import MODELS, TEACHERS
 
 
@@ -23,9 +24,9 @@ def unwrap(module: nn.Module) -> nn.Module:
     return module.module if is_model_wrapper(module) else module
 
 
-def to_uint8(images: Tensor) -> Tensor:
-    """Float images in [-1, 1] -> uint8 in [0, 255], exactly as EDM's ``generate.py`` converts them."""
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+# Float images in [-1, 1] -> uint8 in [0, 255] as EDM's ``generate.py`` converts them (one definition, shared with the
+# synthetic datasets so that stored teacher samples and generated samples quantise identically).
+to_uint8 = float_to_uint8
 
 
 class StackedRandomGenerator:
