@@ -72,19 +72,14 @@ PICKLE_OPTIONS = ('key', 'check_source', 'use_fp16')
 def read_pickle_teacher(src: str, teacher: dict):
     """Read an EDM/EDM2/SiD pickle as the ``edm_pickle`` loader would (``key``, ``check_source``, ``use_fp16``).
 
-    ``use_fp16`` overrides the pickled flag in the module *and* in the config stored with the checkpoint, so the
-    converted teacher runs in the precision asked for. Returns ``(frozen denoiser, info)`` as ``read_edm_pickle``.
+    Returns ``(frozen denoiser, info)`` as ``read_edm_pickle`` (whose ``info['cfg']`` carries ``use_fp16``).
     """
     from kdm.models.teachers import read_edm_pickle
     options = {k: v for k, v in teacher.items() if k not in ('type', 'path')}
     unknown = sorted(set(options) - set(PICKLE_OPTIONS))
     if unknown:
         raise ValueError(f'unknown edm_pickle option(s) {unknown}; valid: {list(PICKLE_OPTIONS)}')
-    use_fp16 = options.pop('use_fp16', None)
     denoiser, info = read_edm_pickle(src, **options)
-    if use_fp16 is not None:
-        denoiser.use_fp16 = bool(use_fp16)
-        info['cfg'] = dict(info['cfg'], use_fp16=bool(use_fp16))
     denoiser.eval().requires_grad_(False)
     return denoiser, info
 

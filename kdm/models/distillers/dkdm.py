@@ -386,7 +386,7 @@ class DKDM(BaseDistiller):
                randn_like=None) -> Tensor:
         """Ancestral DDPM sampling of the (EMA) student over ``sample_steps`` respaced steps (reference: 50)."""
         return ddpm_sampler(self.get_net(ema), noise, self.sample_steps, diffusion=self.diffusion,
-                    clip_denoised=self.sample_clip_denoised, randn_like=randn_like)
+                            clip_denoised=self.sample_clip_denoised, randn_like=randn_like)
 
     def as_denoiser(self, ema: Optional[str] = 'ema') -> DiscreteDenoiser:
         """The (EMA) student with its diffusion as a Denoiser, so it can teach the next student."""

@@ -323,8 +323,12 @@ def stub_to_config(stub: PersistentStub, state_dict: Optional[dict] = None) -> d
                            f'{list(_EDM2_PRECONDS)} (EDM, EDM2, SiD, SiDA)')
 
 
-def read_edm_pickle(path: str, key: str = 'ema', check_source: bool = True) -> Tuple[nn.Module, dict]:
+def read_edm_pickle(path: str, key: str = 'ema', check_source: bool = True,
+                    use_fp16: Optional[bool] = None) -> Tuple[nn.Module, dict]:
     """Rebuild the network stored under ``key`` of an EDM/EDM2/SiD pickle as a kdm module (not frozen).
+
+    ``use_fp16`` (if not None) overrides the pickled flag in the module and in ``info['cfg']``, so a converted
+    teacher rebuilt from that config runs in the same precision.
 
     Returns:
         (module, info): ``info`` has ``cfg`` (the kdm config that rebuilds it), ``class_name``, ``init_kwargs``,
@@ -348,6 +352,9 @@ def read_edm_pickle(path: str, key: str = 'ema', check_source: bool = True) -> T
     state_dict = flatten_state_dict(stub)
     cfg = stub_to_config(stub, state_dict)
     module = build_and_load(cfg, state_dict, f'{path} [{key}] ({stub.class_name})')
+    if use_fp16 is not None:
+        module.use_fp16 = bool(use_fp16)
+        cfg = dict(cfg, use_fp16=bool(use_fp16))
     info = dict(cfg=cfg, class_name=stub.class_name, init_kwargs=_to_builtin(stub.init_kwargs), keys=keys,
                 num_params=count_parameters(module))
     if isinstance(data, dict) and isinstance(data.get('dataset_kwargs'), dict):
@@ -369,9 +376,7 @@ def load_edm_pickle(path: str, key: str = 'ema', use_fp16: Optional[bool] = None
     Returns:
         The frozen Denoiser (``EDMPrecond``-family or ``EDM2Precond``).
     """
-    module, _ = read_edm_pickle(path, key=key, check_source=check_source)
-    if use_fp16 is not None:
-        module.use_fp16 = bool(use_fp16)
+    module, _ = read_edm_pickle(path, key=key, check_source=check_source, use_fp16=use_fp16)
     return freeze(module)
 
 
